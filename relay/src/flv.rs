@@ -1,0 +1,242 @@
+//! FLV audio/video tag bodies (as carried in RTMP messages) to [`MediaMessage`]s.
+//!
+//! Sans-IO: [`TagParser`] holds only the codec state needed to interpret the next tag
+//! (the NAL length size from the last AVC sequence header). It never copies payloads.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::aac::{AscError, parse_asc};
+use crate::h264::{AvcError, contains_idr, parse_record};
+use crate::media::{AacConfig, AudioFrame, AvcConfig, MediaMessage, VideoFrame};
+
+const CODEC_AVC: u8 = 7;
+const SOUND_AAC: u8 = 10;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlvError {
+    #[error("{kind} tag is truncated ({len} bytes)")]
+    Truncated { kind: &'static str, len: usize },
+    #[error("video codec id {0} is not supported (only H.264/AVC, id 7)")]
+    UnsupportedVideoCodec(u8),
+    #[error("audio format {0} is not supported (only AAC, format 10)")]
+    UnsupportedAudioFormat(u8),
+    #[error("invalid AVC sequence header: {0}")]
+    Avc(#[from] AvcError),
+    #[error("invalid AAC sequence header: {0}")]
+    Aac(#[from] AscError),
+    #[error("AVC packet type {0} is unknown")]
+    AvcPacketType(u8),
+}
+
+/// Turns FLV tag bodies into media messages, remembering the codec state between tags.
+#[derive(Debug, Default)]
+pub struct TagParser {
+    nal_length_size: Option<u8>,
+}
+
+impl TagParser {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Parses one video tag body. `Ok(None)` for tags that carry nothing to package
+    /// (AVC end-of-sequence, empty keepalive tags).
+    pub fn handle_video(&mut self, tag: Bytes, dts: u32) -> Result<Option<MediaMessage>, FlvError> {
+        if tag.is_empty() {
+            return Ok(None);
+        }
+        let codec = tag[0] & 0x0f;
+        if codec != CODEC_AVC {
+            return Err(FlvError::UnsupportedVideoCodec(codec));
+        }
+        if tag.len() < 5 {
+            return Err(FlvError::Truncated {
+                kind: "video",
+                len: tag.len(),
+            });
+        }
+        let frame_type = tag[0] >> 4;
+        if frame_type == 5 {
+            // Video info/command frame: no picture.
+            return Ok(None);
+        }
+        // SI24 composition time offset.
+        let cts = ((i32::from(tag[2]) << 24) | (i32::from(tag[3]) << 16) | (i32::from(tag[4]) << 8))
+            >> 8;
+        match tag[1] {
+            0 => {
+                let record = tag.slice(5..);
+                let info = parse_record(&record)?;
+                self.nal_length_size = Some(info.nal_length_size);
+                Ok(Some(MediaMessage::VideoConfig(Arc::new(AvcConfig {
+                    record,
+                    tag,
+                    profile: info.profile,
+                    compatibility: info.compatibility,
+                    level: info.level,
+                    nal_length_size: info.nal_length_size,
+                    width: info.width,
+                    height: info.height,
+                }))))
+            }
+            1 => {
+                let data = tag.slice(5..);
+                if data.is_empty() {
+                    return Ok(None);
+                }
+                let idr = match self.nal_length_size {
+                    Some(n) => contains_idr(&data, n),
+                    // No sequence header yet: nothing can be decoded anyway.
+                    None => false,
+                };
+                Ok(Some(MediaMessage::Video(VideoFrame {
+                    dts,
+                    cts,
+                    idr,
+                    data,
+                    tag,
+                })))
+            }
+            2 => Ok(None),
+            other => Err(FlvError::AvcPacketType(other)),
+        }
+    }
+
+    /// Parses one audio tag body. `Ok(None)` for empty tags.
+    pub fn handle_audio(&mut self, tag: Bytes, dts: u32) -> Result<Option<MediaMessage>, FlvError> {
+        if tag.is_empty() {
+            return Ok(None);
+        }
+        let format = tag[0] >> 4;
+        if format != SOUND_AAC {
+            return Err(FlvError::UnsupportedAudioFormat(format));
+        }
+        if tag.len() < 2 {
+            return Err(FlvError::Truncated {
+                kind: "audio",
+                len: tag.len(),
+            });
+        }
+        if tag[1] == 0 {
+            let asc = tag.slice(2..);
+            let info = parse_asc(&asc)?;
+            return Ok(Some(MediaMessage::AudioConfig(Arc::new(AacConfig {
+                asc,
+                tag,
+                object_type: info.object_type,
+                sample_rate: info.sample_rate,
+                channels: info.channels,
+            }))));
+        }
+        let data = tag.slice(2..);
+        if data.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(MediaMessage::Audio(AudioFrame { dts, data, tag })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPS: [u8; 28] = [
+        103, 100, 0, 31, 172, 217, 128, 80, 5, 187, 1, 106, 2, 2, 2, 128, 0, 0, 3, 0, 128, 0, 0,
+        30, 7, 140, 24, 205,
+    ];
+
+    fn avc_seq_header() -> Bytes {
+        let mut t = vec![0x17, 0, 0, 0, 0, 1, 100, 0, 31, 0xff, 0xe1, 0, SPS.len() as u8];
+        t.extend_from_slice(&SPS);
+        t.extend_from_slice(&[1, 0, 5, 104, 233, 123, 44, 139]);
+        Bytes::from(t)
+    }
+
+    #[test]
+    fn video_config_then_frames() {
+        let mut p = TagParser::new();
+        let Some(MediaMessage::VideoConfig(c)) = p.handle_video(avc_seq_header(), 0).unwrap()
+        else {
+            panic!("expected config")
+        };
+        assert_eq!((c.width, c.height), (1280, 720));
+        assert_eq!(c.codec_string(), "avc1.64001f");
+
+        // Keyframe with composition offset +66 ms and an IDR NAL.
+        let idr = Bytes::from_static(&[0x17, 1, 0, 0, 66, 0, 0, 0, 2, 0x65, 0x88]);
+        let Some(MediaMessage::Video(f)) = p.handle_video(idr, 1000).unwrap() else {
+            panic!("expected frame")
+        };
+        assert_eq!((f.dts, f.cts, f.idr), (1000, 66, true));
+        assert_eq!(&f.data[..], &[0, 0, 0, 2, 0x65, 0x88]);
+
+        // Negative composition offset (-33 ms as SI24).
+        let b = Bytes::from_static(&[0x27, 1, 0xff, 0xff, 0xdf, 0, 0, 0, 2, 0x41, 0x9a]);
+        let Some(MediaMessage::Video(f)) = p.handle_video(b, 1033).unwrap() else {
+            panic!("expected frame")
+        };
+        assert_eq!((f.cts, f.idr), (-33, false));
+    }
+
+    #[test]
+    fn keyframe_flag_without_idr_nal_is_not_idr() {
+        let mut p = TagParser::new();
+        p.handle_video(avc_seq_header(), 0).unwrap();
+        let recovery_point = Bytes::from_static(&[0x17, 1, 0, 0, 0, 0, 0, 0, 2, 0x41, 0x9a]);
+        let Some(MediaMessage::Video(f)) = p.handle_video(recovery_point, 0).unwrap() else {
+            panic!("expected frame")
+        };
+        assert!(!f.idr);
+    }
+
+    #[test]
+    fn audio_config_and_frame() {
+        let mut p = TagParser::new();
+        let Some(MediaMessage::AudioConfig(c)) = p
+            .handle_audio(Bytes::from_static(&[0xaf, 0, 0x12, 0x08]), 0)
+            .unwrap()
+        else {
+            panic!("expected config")
+        };
+        assert_eq!((c.sample_rate, c.channels), (44100, 1));
+        let Some(MediaMessage::Audio(f)) = p
+            .handle_audio(Bytes::from_static(&[0xaf, 1, 0x21, 0x10]), 23)
+            .unwrap()
+        else {
+            panic!("expected frame")
+        };
+        assert_eq!(&f.data[..], &[0x21, 0x10]);
+    }
+
+    #[test]
+    fn errors_are_reported() {
+        let mut p = TagParser::new();
+        assert_eq!(
+            p.handle_video(Bytes::from_static(&[0x12, 0]), 0),
+            Err(FlvError::UnsupportedVideoCodec(2))
+        );
+        assert_eq!(
+            p.handle_audio(Bytes::from_static(&[0x2f, 0]), 0),
+            Err(FlvError::UnsupportedAudioFormat(2))
+        );
+        assert!(matches!(
+            p.handle_video(Bytes::from_static(&[0x17, 0]), 0),
+            Err(FlvError::Truncated { .. })
+        ));
+        assert_eq!(
+            p.handle_video(Bytes::from_static(&[0x17, 9, 0, 0, 0]), 0),
+            Err(FlvError::AvcPacketType(9))
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_garbage(v: Vec<u8>, a: Vec<u8>, ts: u32) {
+            let mut p = TagParser::new();
+            let _ = p.handle_video(Bytes::from(v), ts);
+            let _ = p.handle_audio(Bytes::from(a), ts);
+        }
+    }
+}
