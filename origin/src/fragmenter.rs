@@ -1,0 +1,611 @@
+//! The CMAF fragmenter: media messages in, init segments, parts and segment boundaries out.
+//!
+//! Sans-IO. Feed it with [`Fragmenter::handle_message`] (passing the wall-clock arrival time,
+//! used only to stamp PROGRAM-DATE-TIME), then drain [`Fragmenter::poll_event`] until `None`.
+//!
+//! Rules it keeps:
+//! - Video and audio go into one muxed fragment per part (track 1 video, track 2 audio).
+//! - The "master" track (video when present, else audio) decides where parts and segments end.
+//! - A segment starts with an IDR picture (checked on the NAL type) and is cut at the first IDR
+//!   at or after the segment target. A part ends when adding the next master sample would
+//!   make it longer than the part target, so no part exceeds the target unless a single
+//!   sample already does.
+//! - Input timestamps are 32-bit milliseconds: they are unwrapped, and a backward jump, a
+//!   forward gap larger than `max_gap`, a publisher change or a codec change ends the current
+//!   segment and marks the next one as a discontinuity. Output time never goes backwards:
+//!   after a discontinuity the timeline continues where it stopped.
+//! - Audio decode times come from a sample counter (1024 samples per AAC frame), re-synced
+//!   to the input timestamps when they drift apart by more than two frames.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use relay::media::{AacConfig, AudioFrame, AvcConfig, MediaMessage, VideoFrame};
+
+use crate::cmaf::{Sample, TrackRun, TrackSet, VIDEO_TIMESCALE, write_fragment, write_init};
+
+const AAC_FRAME: u64 = 1024;
+/// Used for the last video frame of a segment closed without a successor (end of stream).
+const DEFAULT_VIDEO_FRAME: u32 = VIDEO_TIMESCALE / 30;
+
+/// Fragmenter settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragmenterConfig {
+    pub part_target: Duration,
+    pub segment_target: Duration,
+    /// A forward timestamp jump larger than this is a discontinuity.
+    pub max_gap: Duration,
+}
+
+impl Default for FragmenterConfig {
+    fn default() -> Self {
+        Self {
+            part_target: Duration::from_millis(200),
+            segment_target: Duration::from_secs(2),
+            max_gap: Duration::from_secs(5),
+        }
+    }
+}
+
+/// An init segment and the tracks it describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitSegment {
+    /// Increases by one every time the codec configuration changes.
+    pub id: u32,
+    pub data: Bytes,
+    pub tracks: TrackSet,
+}
+
+/// What the fragmenter produces, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FragmentEvent {
+    /// A new init segment; the following segments refer to it.
+    Init(Arc<InitSegment>),
+    /// A segment begins; its parts follow.
+    SegmentStart(SegmentStart),
+    /// A complete part of the current segment.
+    Part(Part),
+    /// The current segment is complete.
+    SegmentEnd,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentStart {
+    pub discontinuity: bool,
+    pub init_id: u32,
+    /// Wall-clock time of the first sample, in milliseconds since the Unix epoch.
+    pub pdt_ms: i64,
+    /// Start on the master track's timeline, in `timescale` units.
+    pub start: u64,
+    pub timescale: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    /// `moof` + `mdat`.
+    pub data: Bytes,
+    /// Duration in master-track timescale units.
+    pub duration: u64,
+    pub timescale: u32,
+    /// The part starts with a sync sample, so a player can start decoding here.
+    pub independent: bool,
+    pub video_samples: u32,
+    pub audio_samples: u32,
+}
+
+impl Part {
+    pub fn duration_secs(&self) -> f64 {
+        self.duration as f64 / f64::from(self.timescale)
+    }
+}
+
+/// Counters for what the fragmenter had to drop or repair.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FragmenterStats {
+    pub video_frames: u64,
+    pub audio_frames: u64,
+    /// Frames dropped while waiting for an IDR (start, after a discontinuity) or for a config.
+    pub dropped_waiting: u64,
+    /// Audio frames dropped because the sample counter ran ahead of their timestamps.
+    pub dropped_audio_overlap: u64,
+    pub discontinuities: u64,
+    pub audio_resyncs: u64,
+}
+
+#[derive(Debug, Default)]
+struct Timeline {
+    /// Last raw 32-bit timestamp seen on any track, and its unwrapped value.
+    last_raw: Option<(u32, i64)>,
+    /// Added to unwrapped input milliseconds to get output milliseconds.
+    offset_ms: i64,
+    last_video_ms: Option<i64>,
+    last_audio_ms: Option<i64>,
+    /// (output ms, wall ms) pair that maps media time to PROGRAM-DATE-TIME.
+    anchor: Option<(i64, i64)>,
+}
+
+/// Turns a stream of [`MediaMessage`]s into CMAF init segments, parts and segment boundaries.
+#[derive(Debug)]
+pub struct Fragmenter {
+    cfg: FragmenterConfig,
+    video_cfg: Option<Arc<AvcConfig>>,
+    audio_cfg: Option<Arc<AacConfig>>,
+    /// Tracks of the current init segment; `None` until the stream (re)starts.
+    active: Option<TrackSet>,
+    last_tracks: Option<TrackSet>,
+    init_id: u32,
+    timeline: Timeline,
+    /// Output end of everything emitted so far, in milliseconds; where a rebased timeline resumes.
+    end_ms: i64,
+    pending_video: Option<Sample>,
+    last_video_duration: u32,
+    audio_next: Option<u64>,
+    audio_queue: VecDeque<Sample>,
+    segment_open: bool,
+    segment_start: u64,
+    part_start: u64,
+    part_video: Vec<Sample>,
+    part_audio: Vec<Sample>,
+    discontinuity_next: bool,
+    sequence: u32,
+    events: VecDeque<FragmentEvent>,
+    stats: FragmenterStats,
+}
+
+impl Fragmenter {
+    pub fn new(cfg: FragmenterConfig) -> Self {
+        Self {
+            cfg,
+            video_cfg: None,
+            audio_cfg: None,
+            active: None,
+            last_tracks: None,
+            init_id: 0,
+            timeline: Timeline::default(),
+            end_ms: 0,
+            pending_video: None,
+            last_video_duration: DEFAULT_VIDEO_FRAME,
+            audio_next: None,
+            audio_queue: VecDeque::new(),
+            segment_open: false,
+            segment_start: 0,
+            part_start: 0,
+            part_video: Vec::new(),
+            part_audio: Vec::new(),
+            discontinuity_next: false,
+            sequence: 0,
+            events: VecDeque::new(),
+            stats: FragmenterStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> FragmenterStats {
+        self.stats
+    }
+
+    /// The tracks of the current init segment, if the stream has started.
+    pub fn tracks(&self) -> Option<&TrackSet> {
+        self.active.as_ref()
+    }
+
+    /// Next output event, in order.
+    pub fn poll_event(&mut self) -> Option<FragmentEvent> {
+        self.events.pop_front()
+    }
+
+    /// Feeds one message. `wall_ms` is its arrival time (ms since the Unix epoch).
+    /// Errors are internal MP4 encoding failures; the fragmenter stays usable afterwards.
+    pub fn handle_message(
+        &mut self,
+        msg: MediaMessage,
+        wall_ms: i64,
+    ) -> Result<(), crate::cmaf::CmafError> {
+        match msg {
+            MediaMessage::VideoConfig(c) => {
+                if self.video_cfg.as_deref().map(|v| &v.record) != Some(&c.record) {
+                    self.video_cfg = Some(c);
+                    self.config_changed()?;
+                }
+            }
+            MediaMessage::AudioConfig(c) => {
+                if self.audio_cfg.as_deref().map(|a| &a.asc) != Some(&c.asc) {
+                    self.audio_cfg = Some(c);
+                    self.config_changed()?;
+                }
+            }
+            MediaMessage::Video(f) => self.handle_video(f, wall_ms)?,
+            MediaMessage::Audio(f) => self.handle_audio(f, wall_ms)?,
+            MediaMessage::PublisherLeft | MediaMessage::PublisherResumed => {
+                self.break_stream()?;
+                // The next publisher's clock has nothing to do with this one's.
+                self.timeline.last_raw = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes everything buffered: the current part and segment are completed.
+    pub fn handle_end(&mut self) -> Result<(), crate::cmaf::CmafError> {
+        self.close_segment()?;
+        self.active = None;
+        Ok(())
+    }
+
+    fn master_timescale(&self) -> u32 {
+        match &self.active {
+            Some(TrackSet { video: Some(_), .. }) | None => VIDEO_TIMESCALE,
+            Some(TrackSet {
+                audio: Some(a),
+                video: None,
+            }) => a.sample_rate,
+            Some(_) => VIDEO_TIMESCALE,
+        }
+    }
+
+    fn video_is_master(&self) -> bool {
+        matches!(&self.active, Some(TrackSet { video: Some(_), .. }))
+    }
+
+    fn config_changed(&mut self) -> Result<(), crate::cmaf::CmafError> {
+        if self.active.is_some() {
+            // A new decoder configuration applies from the next IDR; what came before is
+            // closed now so it keeps its own init segment.
+            self.break_stream()?;
+        }
+        Ok(())
+    }
+
+    /// Ends the current segment (if any); the next one starts at a sync sample with a
+    /// discontinuity, and with a new init segment if the tracks changed.
+    fn break_stream(&mut self) -> Result<(), crate::cmaf::CmafError> {
+        self.close_segment()?;
+        if self.active.take().is_some() {
+            self.discontinuity_next = true;
+            self.stats.discontinuities += 1;
+        }
+        self.timeline.last_video_ms = None;
+        self.timeline.last_audio_ms = None;
+        self.timeline.anchor = None;
+        Ok(())
+    }
+
+    /// Completes the pending frame, the current part and the current segment.
+    fn close_segment(&mut self) -> Result<(), crate::cmaf::CmafError> {
+        if let Some(mut p) = self.pending_video.take() {
+            p.duration = self.last_video_duration;
+            let end = p.dts + u64::from(p.duration);
+            self.on_master_sample(p, end, false)?;
+        }
+        if self.segment_open {
+            // Audio still queued belongs to this segment.
+            let queued: Vec<Sample> = self.audio_queue.drain(..).collect();
+            self.part_audio.extend(queued);
+            self.flush_part()?;
+            self.end_segment();
+        }
+        self.audio_queue.clear();
+        self.audio_next = None;
+        Ok(())
+    }
+
+    /// Maps a raw timestamp to output milliseconds, detecting jumps on the given track.
+    fn map_time(&mut self, raw: u32, video: bool) -> Result<i64, crate::cmaf::CmafError> {
+        let unwrapped = match self.timeline.last_raw {
+            None => {
+                self.timeline.offset_ms = self.end_ms - i64::from(raw);
+                i64::from(raw)
+            }
+            Some((last_raw, last)) => last + i64::from(raw.wrapping_sub(last_raw) as i32),
+        };
+        self.timeline.last_raw = Some((raw, unwrapped));
+        let mut out = unwrapped + self.timeline.offset_ms;
+        let last = if video {
+            self.timeline.last_video_ms
+        } else {
+            self.timeline.last_audio_ms
+        };
+        if let Some(last) = last {
+            let gap = self.cfg.max_gap.as_millis() as i64;
+            if out < last || out > last + gap {
+                self.break_stream()?;
+                self.timeline.offset_ms = self.end_ms - unwrapped;
+                out = self.end_ms;
+            } else if video && out == last {
+                // Two pictures with one decode time: keep DTS strictly increasing.
+                out = last + 1;
+                self.timeline.offset_ms += 1;
+            }
+        }
+        if video {
+            self.timeline.last_video_ms = Some(out);
+        } else {
+            self.timeline.last_audio_ms = Some(out);
+        }
+        Ok(out)
+    }
+
+    /// Starts (or restarts) the stream with the current configs; emits an init if they changed.
+    fn start(&mut self, out_ms: i64, wall_ms: i64) -> Result<(), crate::cmaf::CmafError> {
+        let tracks = TrackSet {
+            video: self.video_cfg.clone(),
+            audio: self.audio_cfg.clone(),
+        };
+        if self.last_tracks.as_ref() != Some(&tracks) {
+            self.init_id += 1;
+            let data = write_init(&tracks)?;
+            self.events
+                .push_back(FragmentEvent::Init(Arc::new(InitSegment {
+                    id: self.init_id,
+                    data,
+                    tracks: tracks.clone(),
+                })));
+            self.last_tracks = Some(tracks.clone());
+        }
+        self.active = Some(tracks);
+        self.timeline.anchor = Some((out_ms, wall_ms));
+        Ok(())
+    }
+
+    fn handle_video(&mut self, f: VideoFrame, wall_ms: i64) -> Result<(), crate::cmaf::CmafError> {
+        self.stats.video_frames += 1;
+        if self.video_cfg.is_none() {
+            self.stats.dropped_waiting += 1;
+            return Ok(());
+        }
+        let out_ms = self.map_time(f.dts, true)?;
+        if self.active.is_none() {
+            if !f.idr {
+                self.stats.dropped_waiting += 1;
+                return Ok(());
+            }
+            self.start(out_ms, wall_ms)?;
+        } else if !self.video_is_master() {
+            // Video appeared in an audio-only stream without a config change event; ignore.
+            self.stats.dropped_waiting += 1;
+            return Ok(());
+        }
+        let t = out_ms as u64 * u64::from(VIDEO_TIMESCALE / 1000);
+        if let Some(mut prev) = self.pending_video.take() {
+            let d = t.saturating_sub(prev.dts).max(1);
+            prev.duration = d.min(u64::from(u32::MAX)) as u32;
+            self.last_video_duration = prev.duration;
+            self.on_master_sample(prev, t, false)?;
+        }
+        if f.idr && self.segment_open {
+            let seg_target = self.ticks(self.cfg.segment_target);
+            if t - self.segment_start >= seg_target {
+                self.flush_part_until(t)?;
+                self.end_segment();
+            }
+        }
+        self.pending_video = Some(Sample {
+            dts: t,
+            duration: 0,
+            cts: f.cts * (VIDEO_TIMESCALE / 1000) as i32,
+            sync: f.idr,
+            data: f.data,
+        });
+        Ok(())
+    }
+
+    fn handle_audio(&mut self, f: AudioFrame, wall_ms: i64) -> Result<(), crate::cmaf::CmafError> {
+        self.stats.audio_frames += 1;
+        let Some(cfg) = self.audio_cfg.clone() else {
+            self.stats.dropped_waiting += 1;
+            return Ok(());
+        };
+        let out_ms = self.map_time(f.dts, false)?;
+        if self.active.is_none() {
+            if self.video_cfg.is_some() {
+                // Wait for the first video IDR.
+                self.stats.dropped_waiting += 1;
+                return Ok(());
+            }
+            self.start(out_ms, wall_ms)?;
+        }
+        if !matches!(&self.active, Some(TrackSet { audio: Some(_), .. })) {
+            self.stats.dropped_waiting += 1;
+            return Ok(());
+        }
+        let rate = u64::from(cfg.sample_rate);
+        let actual = out_ms.max(0) as u64 * rate / 1000;
+        let tolerance = 2 * AAC_FRAME;
+        let dts = match self.audio_next {
+            None => actual,
+            Some(expected) if actual > expected + tolerance => {
+                self.stats.audio_resyncs += 1;
+                actual
+            }
+            Some(expected) if actual + tolerance < expected => {
+                self.stats.dropped_audio_overlap += 1;
+                return Ok(());
+            }
+            Some(expected) => expected,
+        };
+        self.audio_next = Some(dts + AAC_FRAME);
+        let sample = Sample {
+            dts,
+            duration: AAC_FRAME as u32,
+            cts: 0,
+            sync: true,
+            data: f.data,
+        };
+        if self.video_is_master() {
+            self.audio_queue.push_back(sample);
+        } else {
+            let end = dts + AAC_FRAME;
+            self.on_master_sample(sample, end, true)?;
+        }
+        Ok(())
+    }
+
+    fn ticks(&self, d: Duration) -> u64 {
+        (d.as_micros() as u64) * u64::from(self.master_timescale()) / 1_000_000
+    }
+
+    /// A master-track sample is complete (its duration known). Applies the part and
+    /// segment rules. `check_segment_cut` is used by the audio-only path, where every
+    /// sample is a possible segment start.
+    fn on_master_sample(
+        &mut self,
+        sample: Sample,
+        end: u64,
+        check_segment_cut: bool,
+    ) -> Result<(), crate::cmaf::CmafError> {
+        let start = sample.dts;
+        if check_segment_cut && self.segment_open && sample.sync {
+            let seg_target = self.ticks(self.cfg.segment_target);
+            if start - self.segment_start >= seg_target {
+                self.flush_part_until(start)?;
+                self.end_segment();
+            }
+        }
+        if !self.segment_open {
+            if !sample.sync {
+                self.stats.dropped_waiting += 1;
+                return Ok(());
+            }
+            self.open_segment(start);
+        } else if !self.part_video_or_master_is_empty()
+            && end - self.part_start > self.ticks(self.cfg.part_target)
+        {
+            self.flush_part_until(start)?;
+        }
+        if self.part_video_or_master_is_empty() {
+            self.part_start = start;
+        }
+        if self.video_is_master() {
+            self.part_video.push(sample);
+        } else {
+            self.part_audio.push(sample);
+        }
+        self.end_ms = self.end_ms.max(self.ms_of(end));
+        if end - self.part_start >= self.ticks(self.cfg.part_target) {
+            self.flush_part_until(end)?;
+        }
+        Ok(())
+    }
+
+    fn ms_of(&self, ticks: u64) -> i64 {
+        (ticks * 1000 / u64::from(self.master_timescale())) as i64
+    }
+
+    fn part_video_or_master_is_empty(&self) -> bool {
+        if self.video_is_master() {
+            self.part_video.is_empty()
+        } else {
+            self.part_audio.is_empty()
+        }
+    }
+
+    fn open_segment(&mut self, start: u64) {
+        self.segment_open = true;
+        self.segment_start = start;
+        self.part_start = start;
+        let start_ms = self.ms_of(start);
+        let pdt_ms = match self.timeline.anchor {
+            Some((out, wall)) => wall + (start_ms - out),
+            None => 0,
+        };
+        self.events
+            .push_back(FragmentEvent::SegmentStart(SegmentStart {
+                discontinuity: std::mem::take(&mut self.discontinuity_next),
+                init_id: self.init_id,
+                pdt_ms,
+                start,
+                timescale: self.master_timescale(),
+            }));
+    }
+
+    fn end_segment(&mut self) {
+        if self.segment_open {
+            self.segment_open = false;
+            self.events.push_back(FragmentEvent::SegmentEnd);
+        }
+    }
+
+    /// Moves queued audio that starts before `end` (master ticks) into the part, then flushes.
+    fn flush_part_until(&mut self, end: u64) -> Result<(), crate::cmaf::CmafError> {
+        if self.video_is_master() {
+            let rate = self
+                .active
+                .as_ref()
+                .and_then(|t| t.audio.as_ref())
+                .map(|a| u128::from(a.sample_rate));
+            if let Some(rate) = rate {
+                while let Some(a) = self.audio_queue.front() {
+                    if u128::from(a.dts) * u128::from(VIDEO_TIMESCALE) < u128::from(end) * rate {
+                        let a = self.audio_queue.pop_front().expect("front exists");
+                        self.part_audio.push(a);
+                    } else {
+                        break;
+                    }
+                }
+            }
+        }
+        self.flush_part()
+    }
+
+    fn flush_part(&mut self) -> Result<(), crate::cmaf::CmafError> {
+        if self.part_video_or_master_is_empty() {
+            return Ok(());
+        }
+        let Some(tracks) = &self.active else {
+            return Ok(());
+        };
+        self.sequence = self.sequence.wrapping_add(1);
+        let mut runs = Vec::with_capacity(2);
+        if let Some(id) = tracks.video_track_id() {
+            runs.push(TrackRun {
+                track_id: id,
+                samples: &self.part_video,
+            });
+        }
+        if let Some(id) = tracks.audio_track_id() {
+            runs.push(TrackRun {
+                track_id: id,
+                samples: &self.part_audio,
+            });
+        }
+        let data = write_fragment(self.sequence, &runs)?;
+        let master = if self.video_is_master() {
+            &self.part_video
+        } else {
+            &self.part_audio
+        };
+        let duration: u64 = master.iter().map(|s| u64::from(s.duration)).sum();
+        let independent = master.first().is_some_and(|s| s.sync);
+        let part = Part {
+            data,
+            duration,
+            timescale: self.master_timescale(),
+            independent,
+            video_samples: self.part_video.len() as u32,
+            audio_samples: self.part_audio.len() as u32,
+        };
+        self.part_start += duration;
+        // A rebased timeline must resume after every track's last sample, not just the master's.
+        for (samples, rate) in [
+            (&self.part_video, VIDEO_TIMESCALE),
+            (
+                &self.part_audio,
+                tracks.audio.as_ref().map_or(1, |a| a.sample_rate),
+            ),
+        ] {
+            if let Some(last) = samples.last() {
+                let end = last.dts + u64::from(last.duration);
+                self.end_ms = self.end_ms.max(end.saturating_mul(1000).div_ceil(u64::from(rate)) as i64);
+            }
+        }
+        self.part_video.clear();
+        self.part_audio.clear();
+        self.events.push_back(FragmentEvent::Part(part));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "fragmenter_tests.rs"]
+mod tests;
