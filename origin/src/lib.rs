@@ -2,3 +2,4 @@
 
 pub mod cmaf;
 pub mod fragmenter;
+pub mod playlist;

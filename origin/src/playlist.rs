@@ -1,0 +1,584 @@
+//! LL-HLS media playlist state for one stream: the segment window, parts, the preload hint,
+//! and blocking-reload waiters.
+//!
+//! Sans-IO. The packager feeds it with `handle_*`; HTTP handlers register waiters (plain ids,
+//! which the shell maps to its own channels) with [`Playlist::handle_blocking_request`] and
+//! [`Playlist::handle_part_request`], then pull answers with [`Playlist::poll_ready`]. Timers:
+//! call [`Playlist::handle_timeout`] at [`Playlist::poll_timeout`]. It never does I/O and never
+//! reads a clock: every time is passed in.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+/// Playlist settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlaylistConfig {
+    pub part_target: Duration,
+    pub segment_target: Duration,
+    /// Complete segments kept in the playlist (at least 6).
+    pub window_segments: usize,
+}
+
+impl Default for PlaylistConfig {
+    fn default() -> Self {
+        Self {
+            part_target: Duration::from_millis(200),
+            segment_target: Duration::from_secs(2),
+            window_segments: 12,
+        }
+    }
+}
+
+/// File names of one stream's media, unique per publishing session thanks to `prefix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    pub prefix: String,
+}
+
+impl Names {
+    pub fn init(&self, id: u32) -> String {
+        format!("{}-init{id}.mp4", self.prefix)
+    }
+    pub fn part(&self, index: u64) -> String {
+        format!("{}-p{index}.m4s", self.prefix)
+    }
+    pub fn segment(&self, msn: u64) -> String {
+        format!("{}-s{msn}.m4s", self.prefix)
+    }
+}
+
+/// One part as listed in the playlist.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PartEntry {
+    /// Global part number (never reused within the playlist).
+    pub index: u64,
+    pub duration: f64,
+    pub independent: bool,
+    pub bytes: u64,
+}
+
+/// A segment (complete or in progress).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentEntry {
+    pub msn: u64,
+    pub discontinuity: bool,
+    pub init_id: u32,
+    pub pdt_ms: i64,
+    /// Start on the master track timeline, in `timescale` units (for DASH).
+    pub start: u64,
+    pub timescale: u32,
+    /// Sum of part durations, in `timescale` units.
+    pub duration_ticks: u64,
+    pub parts: Vec<PartEntry>,
+    pub video_samples: u64,
+}
+
+impl SegmentEntry {
+    pub fn duration(&self) -> f64 {
+        self.duration_ticks as f64 / f64::from(self.timescale)
+    }
+    pub fn bytes(&self) -> u64 {
+        self.parts.iter().map(|p| p.bytes).sum()
+    }
+}
+
+/// An opaque waiter id chosen by the shell.
+pub type WaiterId = u64;
+
+/// A `_HLS_msn` / `_HLS_part` pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockingRequest {
+    pub msn: u64,
+    pub part: Option<u64>,
+}
+
+/// What a new request should do now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Answer now.
+    Ready,
+    /// Hold; the waiter id will come out of `poll_ready`.
+    Wait,
+    /// Answer 400 with this reason.
+    BadRequest(&'static str),
+    /// Answer 404 (part that will never exist here).
+    NotFound,
+}
+
+/// How a held request ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ready,
+    /// Not satisfied within three target durations: 503.
+    TimedOut,
+    /// The awaited part will never exist (stream ended): 404.
+    Gone,
+}
+
+/// Sort key of a playlist position: (msn, part), where a whole segment is `u64::MAX`.
+type Position = (u64, u64);
+
+#[derive(Debug)]
+enum WaitKey {
+    Playlist(Position),
+    Part(u64),
+}
+
+/// LL-HLS media playlist state.
+#[derive(Debug)]
+pub struct Playlist {
+    cfg: PlaylistConfig,
+    names: Names,
+    segments: VecDeque<SegmentEntry>,
+    open: Option<SegmentEntry>,
+    next_msn: u64,
+    next_part: u64,
+    /// Discontinuities that have left the window (EXT-X-DISCONTINUITY-SEQUENCE).
+    discontinuity_sequence: u64,
+    current_init: Option<u32>,
+    ended: bool,
+    /// Largest rounded segment duration seen; never decreases.
+    target_duration: u64,
+    playlist_waiters: BTreeMap<Position, Vec<WaiterId>>,
+    part_waiters: BTreeMap<u64, Vec<WaiterId>>,
+    deadlines: BTreeMap<(Instant, WaiterId), ()>,
+    waiting: HashMap<WaiterId, (Instant, WaitKey)>,
+    ready: VecDeque<(WaiterId, Outcome)>,
+    /// Rendered playlists for the current state: [full, delta].
+    cache: [Option<Bytes>; 2],
+}
+
+impl Playlist {
+    pub fn new(cfg: PlaylistConfig, names: Names) -> Self {
+        let target_duration = cfg.segment_target.as_secs_f64().ceil().max(1.0) as u64;
+        Self {
+            cfg: PlaylistConfig {
+                window_segments: cfg.window_segments.max(6),
+                ..cfg
+            },
+            names,
+            segments: VecDeque::new(),
+            open: None,
+            next_msn: 0,
+            next_part: 0,
+            discontinuity_sequence: 0,
+            current_init: None,
+            ended: false,
+            target_duration,
+            playlist_waiters: BTreeMap::new(),
+            part_waiters: BTreeMap::new(),
+            deadlines: BTreeMap::new(),
+            waiting: HashMap::new(),
+            ready: VecDeque::new(),
+            cache: [None, None],
+        }
+    }
+
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    pub fn target_duration(&self) -> u64 {
+        self.target_duration
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// True once at least one part exists (the stream is playable).
+    pub fn has_parts(&self) -> bool {
+        self.next_part > 0
+    }
+
+    /// Complete segments in the window, oldest first.
+    pub fn segments(&self) -> impl Iterator<Item = &SegmentEntry> {
+        self.segments.iter()
+    }
+
+    /// The segment in progress, if any.
+    pub fn open_segment(&self) -> Option<&SegmentEntry> {
+        self.open.as_ref()
+    }
+
+    /// The global number the next part will get (the preload hint).
+    pub fn next_part_index(&self) -> u64 {
+        self.next_part
+    }
+
+    /// Oldest msn still listed.
+    pub fn first_msn(&self) -> u64 {
+        self.segments
+            .front()
+            .or(self.open.as_ref())
+            .map_or(self.next_msn, |s| s.msn)
+    }
+
+    fn blocking_timeout(&self) -> Duration {
+        Duration::from_secs(3 * self.target_duration)
+    }
+
+    fn changed(&mut self) {
+        self.cache = [None, None];
+    }
+
+    // ---- inputs from the packager ----
+
+    pub fn handle_init(&mut self, id: u32) {
+        self.current_init = Some(id);
+    }
+
+    pub fn handle_segment_start(&mut self, discontinuity: bool, pdt_ms: i64, start: u64, timescale: u32) {
+        // A segment left open (should not happen) is closed as it is.
+        if self.open.is_some() {
+            self.handle_segment_end();
+        }
+        self.open = Some(SegmentEntry {
+            msn: self.next_msn,
+            discontinuity: discontinuity && (self.next_msn > 0),
+            init_id: self.current_init.unwrap_or(0),
+            pdt_ms,
+            start,
+            timescale,
+            duration_ticks: 0,
+            parts: Vec::new(),
+            video_samples: 0,
+        });
+        self.next_msn += 1;
+        self.changed();
+    }
+
+    /// Adds a complete part to the open segment and returns its global index.
+    /// Returns `None` (and ignores the part) when no segment is open.
+    pub fn handle_part(
+        &mut self,
+        duration_ticks: u64,
+        independent: bool,
+        bytes: u64,
+        video_samples: u64,
+    ) -> Option<u64> {
+        let seg = self.open.as_mut()?;
+        let index = self.next_part;
+        self.next_part += 1;
+        seg.duration_ticks += duration_ticks;
+        seg.video_samples += video_samples;
+        seg.parts.push(PartEntry {
+            index,
+            duration: duration_ticks as f64 / f64::from(seg.timescale),
+            independent,
+            bytes,
+        });
+        let pos = (seg.msn, seg.parts.len() as u64 - 1);
+        self.changed();
+        self.wake_playlist_waiters(pos);
+        self.wake_part_waiters(index);
+        Some(index)
+    }
+
+    /// Completes the open segment; returns its msn and the msns that left the window.
+    pub fn handle_segment_end(&mut self) -> Option<(u64, Vec<u64>)> {
+        let seg = self.open.take()?;
+        let msn = seg.msn;
+        let rounded = seg.duration().round() as u64;
+        self.target_duration = self.target_duration.max(rounded);
+        self.segments.push_back(seg);
+        let mut evicted = Vec::new();
+        while self.segments.len() > self.cfg.window_segments {
+            if let Some(old) = self.segments.pop_front() {
+                evicted.push(old.msn);
+                if old.discontinuity {
+                    self.discontinuity_sequence += 1;
+                }
+            }
+        }
+        self.changed();
+        self.wake_playlist_waiters((msn, u64::MAX));
+        Some((msn, evicted))
+    }
+
+    /// The stream ended: the playlist gets EXT-X-ENDLIST and every waiter is answered.
+    pub fn handle_end(&mut self) {
+        if self.open.as_ref().is_some_and(|s| s.parts.is_empty()) {
+            self.open = None;
+            self.next_msn -= 1;
+        }
+        self.handle_segment_end();
+        self.ended = true;
+        self.changed();
+        for (_, ids) in std::mem::take(&mut self.playlist_waiters) {
+            for id in ids {
+                self.finish(id, Outcome::Ready);
+            }
+        }
+        for (_, ids) in std::mem::take(&mut self.part_waiters) {
+            for id in ids {
+                self.finish(id, Outcome::Gone);
+            }
+        }
+    }
+
+    // ---- requests ----
+
+    /// The furthest position that exists: (msn, part index) of the last part, or
+    /// (msn, MAX) when the last thing that happened was a segment completing.
+    fn position(&self) -> Option<Position> {
+        match &self.open {
+            Some(s) if !s.parts.is_empty() => Some((s.msn, s.parts.len() as u64 - 1)),
+            _ => self.segments.back().map(|s| (s.msn, u64::MAX)),
+        }
+    }
+
+    fn satisfied(&self, want: Position) -> bool {
+        self.position().is_some_and(|have| have >= want)
+    }
+
+    fn want_of(req: BlockingRequest) -> Position {
+        match req.part {
+            // A segment "exists" once it is complete.
+            None => (req.msn, u64::MAX),
+            Some(p) => (req.msn, p),
+        }
+    }
+
+    /// A playlist request with `_HLS_msn` (and maybe `_HLS_part`).
+    pub fn handle_blocking_request(
+        &mut self,
+        id: WaiterId,
+        req: BlockingRequest,
+        now: Instant,
+    ) -> Decision {
+        if self.ended {
+            return Decision::Ready;
+        }
+        // The msn of the last segment in the playlist is next_msn - 1; more than two ahead is
+        // an error the client must see at once.
+        let last = self.next_msn.saturating_sub(1);
+        if req.msn > last + 2 {
+            return Decision::BadRequest("_HLS_msn is more than two segments ahead of the playlist");
+        }
+        let mut want = Self::want_of(req);
+        // A part index past the end of a complete segment means the first part of the next.
+        if let Some(p) = req.part
+            && let Some(seg) = self.segments.iter().find(|s| s.msn == req.msn)
+            && p >= seg.parts.len() as u64
+        {
+            want = (req.msn + 1, 0);
+        }
+        if self.satisfied(want) {
+            return Decision::Ready;
+        }
+        self.playlist_waiters.entry(want).or_default().push(id);
+        let deadline = now + self.blocking_timeout();
+        self.deadlines.insert((deadline, id), ());
+        self.waiting.insert(id, (deadline, WaitKey::Playlist(want)));
+        Decision::Wait
+    }
+
+    /// A request for a part that may not be complete yet (the preload hint).
+    pub fn handle_part_request(&mut self, id: WaiterId, index: u64, now: Instant) -> Decision {
+        if index < self.next_part {
+            return Decision::Ready;
+        }
+        if self.ended || index > self.next_part {
+            return Decision::NotFound;
+        }
+        self.part_waiters.entry(index).or_default().push(id);
+        let deadline = now + self.blocking_timeout();
+        self.deadlines.insert((deadline, id), ());
+        self.waiting.insert(id, (deadline, WaitKey::Part(index)));
+        Decision::Wait
+    }
+
+    /// The client went away; forget its waiter.
+    pub fn cancel(&mut self, id: WaiterId) {
+        if let Some((deadline, key)) = self.waiting.remove(&id) {
+            self.deadlines.remove(&(deadline, id));
+            let list = match key {
+                WaitKey::Playlist(p) => self.playlist_waiters.get_mut(&p),
+                WaitKey::Part(i) => self.part_waiters.get_mut(&i),
+            };
+            if let Some(list) = list {
+                list.retain(|w| *w != id);
+            }
+        }
+    }
+
+    /// Earliest deadline among held requests.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines.keys().next().map(|(t, _)| *t)
+    }
+
+    /// Expires held requests whose deadline has passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some((&(deadline, id), _)) = self.deadlines.iter().next() {
+            if deadline > now {
+                break;
+            }
+            self.cancel(id);
+            self.ready.push_back((id, Outcome::TimedOut));
+        }
+    }
+
+    /// Next held request that can be answered.
+    pub fn poll_ready(&mut self) -> Option<(WaiterId, Outcome)> {
+        self.ready.pop_front()
+    }
+
+    /// Number of requests being held.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    fn finish(&mut self, id: WaiterId, outcome: Outcome) {
+        if let Some((deadline, _)) = self.waiting.remove(&id) {
+            self.deadlines.remove(&(deadline, id));
+            self.ready.push_back((id, outcome));
+        }
+    }
+
+    fn wake_playlist_waiters(&mut self, have: Position) {
+        let ready: Vec<Position> = self
+            .playlist_waiters
+            .range(..=have)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in ready {
+            for id in self.playlist_waiters.remove(&k).unwrap_or_default() {
+                self.finish(id, Outcome::Ready);
+            }
+        }
+    }
+
+    fn wake_part_waiters(&mut self, index: u64) {
+        if let Some(ids) = self.part_waiters.remove(&index) {
+            for id in ids {
+                self.finish(id, Outcome::Ready);
+            }
+        }
+    }
+
+    // ---- rendering ----
+
+    fn can_skip_until(&self) -> f64 {
+        6.0 * self.target_duration as f64
+    }
+
+    /// The media playlist text; `skip` asks for a delta update (`_HLS_skip=YES`).
+    pub fn render(&mut self, skip: bool) -> Bytes {
+        let slot = usize::from(skip);
+        if let Some(b) = &self.cache[slot] {
+            return b.clone();
+        }
+        let text = Bytes::from(self.render_uncached(skip));
+        self.cache[slot] = Some(text.clone());
+        text
+    }
+
+    fn render_uncached(&self, skip: bool) -> String {
+        let mut out = String::with_capacity(4096);
+        let part_target = self.cfg.part_target.as_secs_f64();
+        let td = self.target_duration;
+        let _ = writeln!(out, "#EXTM3U");
+        let _ = writeln!(out, "#EXT-X-VERSION:9");
+        let _ = writeln!(out, "#EXT-X-TARGETDURATION:{td}");
+        let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{}", self.first_msn());
+        if self.discontinuity_sequence > 0 {
+            let _ = writeln!(
+                out,
+                "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
+                self.discontinuity_sequence
+            );
+        }
+        let _ = writeln!(
+            out,
+            "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL={:.1},PART-HOLD-BACK={:.3}",
+            self.can_skip_until(),
+            3.0 * part_target
+        );
+        let _ = writeln!(out, "#EXT-X-PART-INF:PART-TARGET={part_target:.3}");
+
+        let all: Vec<&SegmentEntry> = self.segments.iter().chain(self.open.as_ref()).collect();
+        let total: f64 = all.iter().map(|s| s.duration()).sum();
+        // Delta update: skip complete segments that start more than CAN-SKIP-UNTIL before
+        // the end of the playlist.
+        let mut skipped = 0;
+        if skip && !self.ended {
+            let mut start = 0.0;
+            for s in &self.segments {
+                if total - start > self.can_skip_until() && !s.discontinuity {
+                    skipped += 1;
+                    start += s.duration();
+                } else {
+                    break;
+                }
+            }
+        }
+        if skipped > 0 {
+            let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
+        }
+        // Parts are listed only for segments near the live edge (last 3 target durations).
+        let parts_from = total - 3.0 * td as f64;
+        let mut elapsed = 0.0;
+        let mut last_init = None;
+        for (i, s) in all.iter().enumerate() {
+            elapsed += s.duration();
+            if i < skipped {
+                last_init = Some(s.init_id);
+                continue;
+            }
+            if s.discontinuity {
+                let _ = writeln!(out, "#EXT-X-DISCONTINUITY");
+            }
+            if last_init != Some(s.init_id) || i == skipped {
+                let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", self.names.init(s.init_id));
+                last_init = Some(s.init_id);
+            }
+            let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", format_pdt(s.pdt_ms));
+            let is_open = self.open.as_ref().is_some_and(|o| o.msn == s.msn);
+            if (is_open || elapsed > parts_from) && !self.ended {
+                for p in &s.parts {
+                    let _ = writeln!(
+                        out,
+                        "#EXT-X-PART:DURATION={:.5},URI=\"{}\"{}",
+                        p.duration,
+                        self.names.part(p.index),
+                        if p.independent { ",INDEPENDENT=YES" } else { "" }
+                    );
+                }
+            }
+            if !is_open {
+                let _ = writeln!(out, "#EXTINF:{:.5},", s.duration());
+                let _ = writeln!(out, "{}", self.names.segment(s.msn));
+            }
+        }
+        if self.ended {
+            let _ = writeln!(out, "#EXT-X-ENDLIST");
+        } else {
+            let _ = writeln!(
+                out,
+                "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"",
+                self.names.part(self.next_part)
+            );
+        }
+        out
+    }
+}
+
+/// RFC 3339 with milliseconds, UTC.
+pub fn format_pdt(ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// Milliseconds since the Unix epoch of a wall-clock time.
+pub fn epoch_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+#[path = "playlist_tests.rs"]
+mod tests;
