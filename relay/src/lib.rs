@@ -1,11 +1,13 @@
 //! Glasscast relay: RTMP ingest, media parsing, and the per-stream registry and fan-out.
 //!
 //! The protocol and media logic here is sans-IO (no sockets, clocks or tasks); the tokio
-//! shells live in [`ingest`] and [`registry`].
+//! shells are [`ingest`] and the grace timers of [`registry`].
 
 pub mod aac;
 mod bits;
 pub mod flv;
 pub mod h264;
+pub mod hub;
 pub mod media;
 pub mod path;
+pub mod registry;
