@@ -8,6 +8,7 @@ mod bits;
 pub mod flv;
 pub mod h264;
 pub mod hub;
+pub mod ingest;
 pub mod media;
 pub mod path;
 pub mod registry;
