@@ -11,33 +11,6 @@ use std::fmt::Write as _;
 use crate::cmaf::TrackSet;
 use crate::playlist::{Playlist, SegmentEntry, format_pdt};
 
-/// Peak bits per second over the listed segments (or the open one when none is complete).
-pub fn peak_bandwidth(playlist: &Playlist) -> u64 {
-    let rate = |s: &SegmentEntry| {
-        let d = s.duration();
-        if d > 0.0 {
-            (s.bytes() as f64 * 8.0 / d) as u64
-        } else {
-            0
-        }
-    };
-    let peak = playlist.segments().map(rate).max().unwrap_or(0);
-    if peak > 0 {
-        peak
-    } else {
-        playlist.open_segment().map_or(0, rate)
-    }
-}
-
-/// Frames per second measured over the listed segments, if there is video.
-pub fn frame_rate(playlist: &Playlist) -> Option<f64> {
-    let (frames, secs) = playlist
-        .segments()
-        .chain(playlist.open_segment())
-        .fold((0u64, 0.0f64), |(f, d), s| (f + s.video_samples, d + s.duration()));
-    (frames > 0 && secs > 0.0).then(|| frames as f64 / secs)
-}
-
 fn duration_iso(secs: f64) -> String {
     format!("PT{secs:.3}S")
 }
@@ -54,8 +27,8 @@ pub fn render_mpd(
     let ended = playlist.is_ended();
     let td = playlist.target_duration() as f64;
     let window: f64 = segs.iter().map(|s| s.duration()).sum();
-    let bandwidth = peak_bandwidth(playlist).max(1);
-    let fps = frame_rate(playlist);
+    let bandwidth = playlist.peak_bandwidth().max(1);
+    let fps = playlist.frame_rate();
     let names = playlist.names();
 
     let mut out = String::with_capacity(2048);

@@ -3,4 +3,6 @@
 pub mod cmaf;
 pub mod dash;
 pub mod fragmenter;
+pub mod http;
 pub mod playlist;
+pub mod stream;

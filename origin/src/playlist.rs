@@ -217,6 +217,34 @@ impl Playlist {
             .map_or(self.next_msn, |s| s.msn)
     }
 
+    /// Peak bits per second over the listed segments (or the open one when none is complete).
+    pub fn peak_bandwidth(&self) -> u64 {
+        let rate = |s: &SegmentEntry| {
+            let d = s.duration();
+            if d > 0.0 {
+                (s.bytes() as f64 * 8.0 / d) as u64
+            } else {
+                0
+            }
+        };
+        let peak = self.segments.iter().map(rate).max().unwrap_or(0);
+        if peak > 0 {
+            peak
+        } else {
+            self.open.as_ref().map_or(0, rate)
+        }
+    }
+
+    /// Frames per second measured over the listed segments, if there is video.
+    pub fn frame_rate(&self) -> Option<f64> {
+        let (frames, secs) = self
+            .segments
+            .iter()
+            .chain(self.open.as_ref())
+            .fold((0u64, 0.0f64), |(f, d), s| (f + s.video_samples, d + s.duration()));
+        (frames > 0 && secs > 0.0).then(|| frames as f64 / secs)
+    }
+
     fn blocking_timeout(&self) -> Duration {
         Duration::from_secs(3 * self.target_duration)
     }
@@ -565,6 +593,27 @@ impl Playlist {
         }
         out
     }
+}
+
+/// The multivariant playlist (`index.m3u8`): one variant pointing at `media_uri`.
+pub fn render_multivariant(
+    tracks: &crate::cmaf::TrackSet,
+    bandwidth: u64,
+    frame_rate: Option<f64>,
+    media_uri: &str,
+) -> String {
+    let mut inf = format!(
+        "#EXT-X-STREAM-INF:BANDWIDTH={},CODECS=\"{}\"",
+        bandwidth.max(1),
+        tracks.codecs()
+    );
+    if let Some(v) = &tracks.video {
+        let _ = write!(inf, ",RESOLUTION={}x{}", v.width, v.height);
+        if let Some(f) = frame_rate {
+            let _ = write!(inf, ",FRAME-RATE={f:.3}");
+        }
+    }
+    format!("#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-INDEPENDENT-SEGMENTS\n{inf}\n{media_uri}\n")
 }
 
 /// RFC 3339 with milliseconds, UTC.

@@ -291,3 +291,28 @@ proptest! {
         prop_assert!(held.is_empty(), "unanswered: {:?}", held);
     }
 }
+
+#[test]
+fn multivariant_lists_codecs_resolution_and_rate() {
+    use crate::cmaf::tests::{aac, avc};
+    let tracks = crate::cmaf::TrackSet {
+        video: Some(avc()),
+        audio: Some(aac()),
+    };
+    let text = render_multivariant(&tracks, 2_100_000, Some(29.97), "media.m3u8");
+    assert_eq!(
+        text,
+        "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-STREAM-INF:BANDWIDTH=2100000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720,FRAME-RATE=29.970\nmedia.m3u8\n"
+    );
+    let parsed = m3u8_rs::parse_master_playlist_res(text.as_bytes()).unwrap();
+    assert_eq!(parsed.variants[0].bandwidth, 2_100_000);
+}
+
+#[test]
+fn bandwidth_and_frame_rate_are_measured() {
+    let mut p = pl();
+    segment(&mut p, 10, true);
+    // 10 parts of 1000 bytes over 2 s = 40 kbit/s; 60 frames over 2 s.
+    assert_eq!(p.peak_bandwidth(), 40_000);
+    assert_eq!(p.frame_rate(), Some(30.0));
+}

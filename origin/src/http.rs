@@ -1,0 +1,606 @@
+//! The HTTP origin: LL-HLS and DASH over hyper 1 (HTTP/1.1, h2c, and h2 over TLS via ALPN).
+//!
+//! Routes (everything else is 404 with `Cache-Control: no-store`; no request path ever
+//! reaches a filesystem — all media lives in memory):
+//! - `GET /healthz`, `GET /metrics`
+//! - `GET /live/{userId}/{streamId}/index.m3u8` (multivariant), `media.m3u8` (LL-HLS media
+//!   playlist with `_HLS_msn`/`_HLS_part`/`_HLS_skip`), `index.mpd` (DASH)
+//! - `GET /live/{userId}/{streamId}/{prefix}-init{n}.mp4 | -p{n}.m4s | -s{n}.m4s`
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::io::Write as _;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use relay::path::StreamPath;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info_span, warn};
+
+use crate::playlist::{BlockingRequest, Outcome};
+use crate::stream::{MediaBytes, MediaName, Origin, OriginStream, Wait};
+
+/// The media playlist's name next to `index.m3u8`.
+pub const MEDIA_PLAYLIST: &str = "media.m3u8";
+
+const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
+const CACHE_NONE: &str = "no-cache";
+/// Playlist URLs with `_HLS_` directives are unique per update: a cache may keep them briefly.
+const CACHE_DIRECTIVE: &str = "public, max-age=2";
+const CACHE_ERROR: &str = "no-store";
+
+/// A response body made of zero or more shared buffers (a segment is its parts).
+#[derive(Debug, Default)]
+pub struct Body {
+    chunks: VecDeque<Bytes>,
+}
+
+impl Body {
+    pub fn empty() -> Self {
+        Self::default()
+    }
+    pub fn from_chunks(chunks: impl IntoIterator<Item = Bytes>) -> Self {
+        Self {
+            chunks: chunks.into_iter().filter(|c| !c.is_empty()).collect(),
+        }
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(b: Bytes) -> Self {
+        Self::from_chunks([b])
+    }
+}
+
+impl From<String> for Body {
+    fn from(s: String) -> Self {
+        Self::from(Bytes::from(s))
+    }
+}
+
+impl From<&'static str> for Body {
+    fn from(s: &'static str) -> Self {
+        Self::from(Bytes::from_static(s.as_bytes()))
+    }
+}
+
+impl HttpBody for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.chunks.pop_front().map(|c| Ok(Frame::data(c))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.chunks.iter().map(|c| c.len() as u64).sum())
+    }
+}
+
+/// What the HTTP handlers need.
+pub struct HttpState {
+    pub origin: Arc<Origin>,
+    pub metrics: Arc<prometheus_client::registry::Registry>,
+}
+
+/// Serves HTTP on `listener` until `shutdown`, then drains open connections (bounded wait).
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<HttpState>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: CancellationToken,
+) {
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (socket, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!(error = %e, "http accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = socket.set_nodelay(true);
+        let state = state.clone();
+        let service = service_fn(move |req| {
+            let state = state.clone();
+            async move { Ok::<_, Infallible>(handle(&state, req).await) }
+        });
+        let span = info_span!("http", peer = %peer);
+        match &tls {
+            None => {
+                let conn = builder.serve_connection(TokioIo::new(socket), service);
+                let fut = graceful.watch(conn.into_owned());
+                tokio::spawn(
+                    async move {
+                        if let Err(e) = fut.await {
+                            debug!(error = %e, "http connection ended");
+                        }
+                    }
+                    .instrument(span),
+                );
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(
+                    async move {
+                        let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(socket)).await {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => return debug!(error = %e, "tls handshake failed"),
+                            Err(_) => return debug!("tls handshake timed out"),
+                        };
+                        let conn = builder.serve_connection(TokioIo::new(tls), service);
+                        if let Err(e) = watcher.watch(conn.into_owned()).await {
+                            debug!(error = %e, "https connection ended");
+                        }
+                    }
+                    .instrument(span),
+                );
+            }
+        }
+    }
+    // Held requests are answered when playlists end; give in-flight responses a moment.
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+}
+
+fn with_common(mut resp: Response<Body>) -> Response<Body> {
+    let h = resp.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Content-Length, Content-Range, Age, Date"),
+    );
+    resp
+}
+
+fn simple(status: StatusCode, cache: &'static str, body: impl Into<Body>) -> Response<Body> {
+    let mut r = Response::new(body.into());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn not_found() -> Response<Body> {
+    simple(StatusCode::NOT_FOUND, CACHE_ERROR, "not found\n")
+}
+
+async fn handle(state: &HttpState, req: Request<Incoming>) -> Response<Body> {
+    let head = req.method() == Method::HEAD;
+    let resp = match *req.method() {
+        Method::GET | Method::HEAD => route(state, &req).await,
+        Method::OPTIONS => {
+            let mut r = simple(StatusCode::NO_CONTENT, CACHE_NONE, Body::empty());
+            let h = r.headers_mut();
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, HEAD, OPTIONS"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("Range, Accept-Encoding, Origin, Accept"),
+            );
+            h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+            r
+        }
+        _ => {
+            let mut r = simple(StatusCode::METHOD_NOT_ALLOWED, CACHE_ERROR, "method not allowed\n");
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+            r
+        }
+    };
+    let mut resp = with_common(resp);
+    if head {
+        // Keep Content-Length, drop the body.
+        let len = resp.body().size_hint().exact();
+        *resp.body_mut() = Body::empty();
+        if let Some(len) = len {
+            resp.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        }
+    }
+    resp
+}
+
+async fn route(state: &HttpState, req: &Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path();
+    match path {
+        "/healthz" => return simple(StatusCode::OK, CACHE_ERROR, "ok\n"),
+        "/metrics" => {
+            let mut text = String::new();
+            if prometheus_client::encoding::text::encode(&mut text, &state.metrics).is_err() {
+                return simple(StatusCode::INTERNAL_SERVER_ERROR, CACHE_ERROR, "metrics\n");
+            }
+            let mut r = simple(StatusCode::OK, CACHE_ERROR, text);
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            );
+            return r;
+        }
+        _ => {}
+    }
+    let segs: Vec<&str> = path.split('/').collect();
+    let ["", app, user, stream, file] = segs.as_slice() else {
+        return not_found();
+    };
+    let Ok(sp) = StreamPath::from_url_segments(app, user, stream) else {
+        return not_found();
+    };
+    let Some(os) = state.origin.get(&sp) else {
+        state.origin.metrics.request("other", "not_found");
+        return not_found();
+    };
+    let gzip = accepts_gzip(req);
+    match *file {
+        "index.m3u8" => multivariant(state, &os, gzip).await,
+        MEDIA_PLAYLIST => media_playlist(state, &os, req.uri().query(), gzip).await,
+        "index.mpd" => {
+            let Some(mpd) = os.mpd(SystemTime::now()) else {
+                state.origin.metrics.request("mpd", "not_found");
+                return not_found();
+            };
+            state.origin.metrics.request("mpd", "ok");
+            text_response(Bytes::from(mpd), "application/dash+xml", CACHE_NONE, gzip)
+        }
+        name => media(state, &os, name, req).await,
+    }
+}
+
+async fn multivariant(state: &HttpState, os: &Arc<OriginStream>, gzip: bool) -> Response<Body> {
+    if let Wait::Later(w) = os.block_for_start()
+        && w.outcome().await == Outcome::TimedOut
+    {
+        state.origin.metrics.request("multivariant", "timeout");
+        return simple(StatusCode::SERVICE_UNAVAILABLE, CACHE_ERROR, "stream has not started\n");
+    }
+    match os.multivariant(MEDIA_PLAYLIST) {
+        Some(text) => {
+            state.origin.metrics.request("multivariant", "ok");
+            text_response(Bytes::from(text), "application/vnd.apple.mpegurl", CACHE_NONE, gzip)
+        }
+        None => {
+            state.origin.metrics.request("multivariant", "not_found");
+            not_found()
+        }
+    }
+}
+
+/// Parsed `_HLS_*` directives.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Directives {
+    msn: Option<u64>,
+    part: Option<u64>,
+    skip: bool,
+}
+
+fn parse_directives(query: Option<&str>) -> Result<Directives, &'static str> {
+    let mut d = Directives::default();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "_HLS_msn" => d.msn = Some(v.parse().map_err(|_| "_HLS_msn is not a number")?),
+            "_HLS_part" => d.part = Some(v.parse().map_err(|_| "_HLS_part is not a number")?),
+            "_HLS_skip" => match v {
+                "YES" | "v2" => d.skip = true,
+                _ => return Err("_HLS_skip must be YES or v2"),
+            },
+            _ => {}
+        }
+    }
+    if d.part.is_some() && d.msn.is_none() {
+        return Err("_HLS_part requires _HLS_msn");
+    }
+    Ok(d)
+}
+
+async fn media_playlist(
+    state: &HttpState,
+    os: &Arc<OriginStream>,
+    query: Option<&str>,
+    gzip: bool,
+) -> Response<Body> {
+    let m = &state.origin.metrics;
+    let d = match parse_directives(query) {
+        Ok(d) => d,
+        Err(reason) => {
+            m.request("playlist", "bad_request");
+            return simple(StatusCode::BAD_REQUEST, CACHE_ERROR, format!("{reason}\n"));
+        }
+    };
+    let mut cache = if d.msn.is_some() || d.skip {
+        CACHE_DIRECTIVE
+    } else {
+        CACHE_NONE
+    };
+    let mut result = "ok";
+    if let Some(msn) = d.msn {
+        match os.block_for(BlockingRequest { msn, part: d.part }) {
+            Wait::Now => {}
+            Wait::Later(w) => match w.outcome().await {
+                Outcome::TimedOut => {
+                    m.request("playlist", "timeout");
+                    return simple(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        CACHE_ERROR,
+                        "the requested part did not appear in time\n",
+                    );
+                }
+                Outcome::Ready | Outcome::Gone => result = "blocked_ok",
+            },
+            Wait::BadRequest(reason) => {
+                m.request("playlist", "bad_request");
+                return simple(StatusCode::BAD_REQUEST, CACHE_ERROR, format!("{reason}\n"));
+            }
+            Wait::NotFound => {
+                m.request("playlist", "not_found");
+                return not_found();
+            }
+        }
+    }
+    if os.is_ended() {
+        cache = CACHE_NONE;
+    }
+    m.request("playlist", result);
+    text_response(os.media_playlist(d.skip), "application/vnd.apple.mpegurl", cache, gzip)
+}
+
+async fn media(
+    state: &HttpState,
+    os: &Arc<OriginStream>,
+    name: &str,
+    req: &Request<Incoming>,
+) -> Response<Body> {
+    let m = &state.origin.metrics;
+    let Some(kind) = MediaName::parse(&os.prefix, name) else {
+        m.request("media", "not_found");
+        return not_found();
+    };
+    let mut found = os.media(kind);
+    if found.is_none()
+        && let MediaName::Part(index) = kind
+    {
+        // The preload hint names a part still being made: answer when it is complete.
+        if let Wait::Later(w) = os.block_for_part(index) {
+            match w.outcome().await {
+                Outcome::Ready => found = os.media(kind),
+                Outcome::TimedOut => {
+                    m.request("media", "timeout");
+                    return simple(StatusCode::SERVICE_UNAVAILABLE, CACHE_ERROR, "part not ready\n");
+                }
+                Outcome::Gone => {}
+            }
+        }
+    }
+    let Some(media) = found else {
+        m.request("media", "not_found");
+        return not_found();
+    };
+    m.request("media", "ok");
+    let resp = media_response(media, req.headers().get(header::RANGE));
+    if let Some(len) = resp.body().size_hint().exact() {
+        m.media_bytes_out.inc_by(len);
+    }
+    resp
+}
+
+fn accepts_gzip(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|enc| {
+            let mut it = enc.trim().split(';');
+            let name = it.next().unwrap_or("").trim();
+            let q_zero = it.any(|p| p.trim().replace(' ', "") == "q=0");
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !q_zero
+        })
+}
+
+/// A playlist or manifest: gzip when the client accepts it (never for media).
+fn text_response(body: Bytes, ctype: &'static str, cache: &'static str, gzip: bool) -> Response<Body> {
+    let mut r = Response::new(Body::empty());
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    let compressed = gzip
+        .then(|| {
+            let mut enc = flate2::write::GzEncoder::new(
+                Vec::with_capacity(body.len() / 3),
+                flate2::Compression::fast(),
+            );
+            enc.write_all(&body).ok()?;
+            enc.finish().ok()
+        })
+        .flatten();
+    match compressed {
+        Some(z) => {
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            *r.body_mut() = Body::from(Bytes::from(z));
+        }
+        None => *r.body_mut() = Body::from(body),
+    }
+    r
+}
+
+/// A byte range request, resolved against a length.
+#[derive(Debug, PartialEq, Eq)]
+enum RangeReq {
+    Full,
+    Partial(u64, u64),
+    Unsatisfiable,
+}
+
+fn parse_range(value: Option<&HeaderValue>, len: u64) -> RangeReq {
+    let Some(spec) = value
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("bytes="))
+    else {
+        return RangeReq::Full;
+    };
+    if spec.contains(',') {
+        // Multiple ranges: serving the whole representation is allowed (RFC 9110 14.2).
+        return RangeReq::Full;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeReq::Full;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let range = if a.is_empty() {
+        match b.parse::<u64>() {
+            Ok(0) | Err(_) => return RangeReq::Unsatisfiable,
+            Ok(n) => (len.saturating_sub(n), len.saturating_sub(1)),
+        }
+    } else {
+        let Ok(start) = a.parse::<u64>() else {
+            return RangeReq::Full;
+        };
+        let end = if b.is_empty() {
+            len.saturating_sub(1)
+        } else {
+            match b.parse::<u64>() {
+                Ok(e) if e >= start => e.min(len.saturating_sub(1)),
+                _ => return RangeReq::Full,
+            }
+        };
+        (start, end)
+    };
+    if len == 0 || range.0 >= len {
+        return RangeReq::Unsatisfiable;
+    }
+    if range == (0, len - 1) {
+        // `bytes=0-` (ffmpeg, Varnish): still answer 206 so the client sees Content-Range.
+        return RangeReq::Partial(0, len - 1);
+    }
+    RangeReq::Partial(range.0, range.1)
+}
+
+/// The chunks covering bytes `start..=end` of the concatenation of `chunks`.
+fn slice_chunks(chunks: &[Bytes], start: u64, end: u64) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut pos = 0u64;
+    for c in chunks {
+        let (c_start, c_end) = (pos, pos + c.len() as u64);
+        pos = c_end;
+        if c_end <= start || c_start > end {
+            continue;
+        }
+        let from = start.saturating_sub(c_start) as usize;
+        let to = ((end + 1).min(c_end) - c_start) as usize;
+        out.push(c.slice(from..to));
+    }
+    out
+}
+
+fn media_response(media: MediaBytes, range: Option<&HeaderValue>) -> Response<Body> {
+    let len = media.len();
+    let mut r = Response::new(Body::empty());
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(CACHE_IMMUTABLE));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    match parse_range(range, len) {
+        RangeReq::Full => *r.body_mut() = Body::from_chunks(media.chunks),
+        RangeReq::Partial(start, end) => {
+            *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            *r.body_mut() = Body::from_chunks(slice_chunks(&media.chunks, start, end));
+        }
+        RangeReq::Unsatisfiable => {
+            *r.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static(CACHE_ERROR));
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hv(s: &str) -> HeaderValue {
+        HeaderValue::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range(None, 100), RangeReq::Full);
+        assert_eq!(parse_range(Some(&hv("bytes=0-")), 100), RangeReq::Partial(0, 99));
+        assert_eq!(parse_range(Some(&hv("bytes=10-19")), 100), RangeReq::Partial(10, 19));
+        assert_eq!(parse_range(Some(&hv("bytes=90-200")), 100), RangeReq::Partial(90, 99));
+        assert_eq!(parse_range(Some(&hv("bytes=-10")), 100), RangeReq::Partial(90, 99));
+        assert_eq!(parse_range(Some(&hv("bytes=100-")), 100), RangeReq::Unsatisfiable);
+        assert_eq!(parse_range(Some(&hv("bytes=-0")), 100), RangeReq::Unsatisfiable);
+        assert_eq!(parse_range(Some(&hv("bytes=0-1,5-6")), 100), RangeReq::Full);
+        assert_eq!(parse_range(Some(&hv("items=0-1")), 100), RangeReq::Full);
+        assert_eq!(parse_range(Some(&hv("bytes=5-2")), 100), RangeReq::Full);
+    }
+
+    #[test]
+    fn slices_across_chunks() {
+        let chunks = vec![
+            Bytes::from_static(b"abc"),
+            Bytes::from_static(b"defg"),
+            Bytes::from_static(b"hi"),
+        ];
+        let join = |v: Vec<Bytes>| v.concat();
+        assert_eq!(join(slice_chunks(&chunks, 0, 8)), b"abcdefghi");
+        assert_eq!(join(slice_chunks(&chunks, 2, 3)), b"cd");
+        assert_eq!(join(slice_chunks(&chunks, 3, 6)), b"defg");
+        assert_eq!(join(slice_chunks(&chunks, 8, 8)), b"i");
+    }
+
+    #[test]
+    fn directives() {
+        assert_eq!(parse_directives(None), Ok(Directives::default()));
+        assert_eq!(
+            parse_directives(Some("_HLS_msn=5&_HLS_part=2&_HLS_skip=YES")),
+            Ok(Directives {
+                msn: Some(5),
+                part: Some(2),
+                skip: true
+            })
+        );
+        assert!(parse_directives(Some("_HLS_part=2")).is_err());
+        assert!(parse_directives(Some("_HLS_msn=x")).is_err());
+        assert!(parse_directives(Some("_HLS_skip=NO")).is_err());
+    }
+}

@@ -1,0 +1,518 @@
+//! The origin's view of one live stream: playlist state, the media bytes it refers to, and
+//! the packager task that turns the relay's media messages into both.
+//!
+//! HTTP handlers and the packager share a [`OriginStream`] behind a short-held std mutex
+//! (never held across an await). Held requests are oneshot channels keyed by waiter id.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry as Metrics;
+use relay::media::MediaMessage;
+use relay::path::StreamPath;
+use relay::registry::{Registry, Stream};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::cmaf::TrackSet;
+use crate::fragmenter::{FragmentEvent, Fragmenter, FragmenterConfig, InitSegment};
+use crate::playlist::{BlockingRequest, Decision, Names, Outcome, Playlist, PlaylistConfig, WaiterId, epoch_ms};
+
+/// Origin settings.
+#[derive(Debug, Clone)]
+pub struct OriginConfig {
+    pub fragmenter: FragmenterConfig,
+    pub playlist: PlaylistConfig,
+    /// How long an ended stream's playlist (with ENDLIST) and media stay available.
+    pub ended_retention: Duration,
+    /// Segments kept fetchable after they leave the playlist window.
+    pub extra_segments: usize,
+    /// Media messages buffered between the relay and the packager.
+    pub queue_capacity: usize,
+}
+
+impl Default for OriginConfig {
+    fn default() -> Self {
+        Self {
+            fragmenter: FragmenterConfig::default(),
+            playlist: PlaylistConfig::default(),
+            ended_retention: Duration::from_secs(120),
+            extra_segments: 6,
+            queue_capacity: 2048,
+        }
+    }
+}
+
+/// Origin counters.
+#[derive(Clone, Default)]
+pub struct OriginMetrics {
+    pub parts_produced: Counter,
+    pub segments_produced: Counter,
+    pub packaging_errors: Counter,
+    pub http_requests: Family<Vec<(String, String)>, Counter>,
+    pub media_bytes_out: Counter,
+}
+
+impl OriginMetrics {
+    pub fn register(&self, reg: &mut Metrics) {
+        reg.register("glasscast_parts_produced", "LL-HLS parts produced", self.parts_produced.clone());
+        reg.register("glasscast_segments_produced", "Segments produced", self.segments_produced.clone());
+        reg.register(
+            "glasscast_packaging_errors",
+            "Media the packager could not write",
+            self.packaging_errors.clone(),
+        );
+        reg.register(
+            "glasscast_http_requests",
+            "HTTP requests by kind and result",
+            self.http_requests.clone(),
+        );
+        reg.register("glasscast_media_bytes_out", "Media bytes served", self.media_bytes_out.clone());
+    }
+
+    pub fn request(&self, kind: &str, result: &str) {
+        self.http_requests
+            .get_or_create(&vec![("kind".into(), kind.into()), ("result".into(), result.into())])
+            .inc();
+    }
+}
+
+/// A file of a stream, parsed from its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaName {
+    Init(u32),
+    Part(u64),
+    Segment(u64),
+}
+
+impl MediaName {
+    /// Parses `{prefix}-init{n}.mp4`, `{prefix}-p{n}.m4s`, `{prefix}-s{n}.m4s`.
+    pub fn parse(prefix: &str, name: &str) -> Option<Self> {
+        let rest = name.strip_prefix(prefix)?.strip_prefix('-')?;
+        if let Some(n) = rest.strip_prefix("init").and_then(|r| r.strip_suffix(".mp4")) {
+            return n.parse().ok().map(MediaName::Init);
+        }
+        let body = rest.strip_suffix(".m4s")?;
+        if let Some(n) = body.strip_prefix('p') {
+            return n.parse().ok().map(MediaName::Part);
+        }
+        body.strip_prefix('s')?.parse().ok().map(MediaName::Segment)
+    }
+}
+
+struct State {
+    playlist: Playlist,
+    inits: HashMap<u32, Arc<InitSegment>>,
+    current_init: Option<u32>,
+    parts: HashMap<u64, Bytes>,
+    segments: HashMap<u64, Vec<u64>>,
+    open_parts: Vec<u64>,
+    retired: VecDeque<u64>,
+    ast_ms: Option<i64>,
+    waiters: HashMap<WaiterId, oneshot::Sender<Outcome>>,
+}
+
+/// One stream as the origin serves it.
+pub struct OriginStream {
+    pub path: StreamPath,
+    /// Distinguishes this publishing session's file names from any earlier one's.
+    pub prefix: String,
+    state: Mutex<State>,
+    /// Wakes the packager when a held request adds a deadline.
+    wake: Notify,
+    next_waiter: AtomicU64,
+    extra_segments: usize,
+}
+
+/// What a handler should do with a request that may have to wait.
+pub enum Wait {
+    Now,
+    Later(Waiting),
+    BadRequest(&'static str),
+    NotFound,
+}
+
+/// A held request. Dropping it (the client went away) forgets the waiter.
+pub struct Waiting {
+    stream: Arc<OriginStream>,
+    id: WaiterId,
+    rx: Option<oneshot::Receiver<Outcome>>,
+}
+
+impl Waiting {
+    pub async fn outcome(mut self) -> Outcome {
+        let outcome = match self.rx.as_mut() {
+            Some(rx) => rx.await.unwrap_or(Outcome::Gone),
+            None => Outcome::Gone,
+        };
+        // Answered: nothing to cancel. (If this future is dropped before, Drop cancels.)
+        self.rx = None;
+        outcome
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if self.rx.is_some() {
+            let mut st = self.stream.lock();
+            st.playlist.cancel(self.id);
+            st.waiters.remove(&self.id);
+        }
+    }
+}
+
+/// Media bytes: one buffer, or the parts that make up a segment (served without copying).
+#[derive(Debug, Clone)]
+pub struct MediaBytes {
+    pub chunks: Vec<Bytes>,
+    pub kind: MediaName,
+}
+
+impl MediaBytes {
+    pub fn len(&self) -> u64 {
+        self.chunks.iter().map(|c| c.len() as u64).sum()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl OriginStream {
+    fn new(path: StreamPath, prefix: String, cfg: &OriginConfig) -> Self {
+        Self {
+            path,
+            prefix: prefix.clone(),
+            state: Mutex::new(State {
+                playlist: Playlist::new(cfg.playlist, Names { prefix }),
+                inits: HashMap::new(),
+                current_init: None,
+                parts: HashMap::new(),
+                segments: HashMap::new(),
+                open_parts: Vec::new(),
+                retired: VecDeque::new(),
+                ast_ms: None,
+                waiters: HashMap::new(),
+            }),
+            wake: Notify::new(),
+            next_waiter: AtomicU64::new(1),
+            extra_segments: cfg.extra_segments,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn hold(self: &Arc<Self>, st: &mut State, id: WaiterId) -> Wait {
+        let (tx, rx) = oneshot::channel();
+        st.waiters.insert(id, tx);
+        self.wake.notify_one();
+        Wait::Later(Waiting {
+            stream: self.clone(),
+            id,
+            rx: Some(rx),
+        })
+    }
+
+    /// A media playlist request with `_HLS_msn` / `_HLS_part`.
+    pub fn block_for(self: &Arc<Self>, req: BlockingRequest) -> Wait {
+        let id = self.next_waiter.fetch_add(1, Ordering::Relaxed);
+        let mut st = self.lock();
+        match st.playlist.handle_blocking_request(id, req, Instant::now()) {
+            Decision::Ready => Wait::Now,
+            Decision::Wait => self.hold(&mut st, id),
+            Decision::BadRequest(r) => Wait::BadRequest(r),
+            Decision::NotFound => Wait::NotFound,
+        }
+    }
+
+    /// Waits for the stream's first part (the multivariant playlist needs codecs).
+    pub fn block_for_start(self: &Arc<Self>) -> Wait {
+        let first = {
+            let st = self.lock();
+            if st.playlist.has_parts() || st.playlist.is_ended() {
+                return Wait::Now;
+            }
+            st.playlist.first_msn()
+        };
+        self.block_for(BlockingRequest {
+            msn: first,
+            part: Some(0),
+        })
+    }
+
+    /// A request for a part that may still be in the making (the preload hint).
+    pub fn block_for_part(self: &Arc<Self>, index: u64) -> Wait {
+        let id = self.next_waiter.fetch_add(1, Ordering::Relaxed);
+        let mut st = self.lock();
+        match st.playlist.handle_part_request(id, index, Instant::now()) {
+            Decision::Ready => Wait::Now,
+            Decision::Wait => self.hold(&mut st, id),
+            Decision::BadRequest(r) => Wait::BadRequest(r),
+            Decision::NotFound => Wait::NotFound,
+        }
+    }
+
+    /// The media playlist text.
+    pub fn media_playlist(&self, skip: bool) -> Bytes {
+        self.lock().playlist.render(skip)
+    }
+
+    /// The multivariant playlist, once the stream has tracks.
+    pub fn multivariant(&self, media_uri: &str) -> Option<String> {
+        let st = self.lock();
+        let tracks = &st.inits.get(&st.current_init?)?.tracks;
+        Some(crate::playlist::render_multivariant(
+            tracks,
+            st.playlist.peak_bandwidth(),
+            st.playlist.frame_rate(),
+            media_uri,
+        ))
+    }
+
+    /// The DASH manifest, once a segment is complete.
+    pub fn mpd(&self, now: SystemTime) -> Option<String> {
+        let st = self.lock();
+        st.playlist.segments().next()?;
+        let inits: HashMap<u32, TrackSet> = st
+            .inits
+            .iter()
+            .map(|(k, v)| (*k, v.tracks.clone()))
+            .collect();
+        Some(crate::dash::render_mpd(
+            &st.playlist,
+            &inits,
+            st.ast_ms.unwrap_or(0),
+            epoch_ms(now),
+        ))
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.lock().playlist.is_ended()
+    }
+
+    /// The next part number (what the preload hint names).
+    pub fn next_part_index(&self) -> u64 {
+        self.lock().playlist.next_part_index()
+    }
+
+    /// The bytes of a media file, if it is (still) here.
+    pub fn media(&self, name: MediaName) -> Option<MediaBytes> {
+        let st = self.lock();
+        let chunks = match name {
+            MediaName::Init(id) => vec![st.inits.get(&id)?.data.clone()],
+            MediaName::Part(i) => vec![st.parts.get(&i)?.clone()],
+            MediaName::Segment(msn) => st
+                .segments
+                .get(&msn)?
+                .iter()
+                .map(|i| st.parts.get(i).cloned())
+                .collect::<Option<Vec<_>>>()?,
+        };
+        Some(MediaBytes { chunks, kind: name })
+    }
+
+    fn apply(&self, st: &mut State, ev: FragmentEvent, metrics: &OriginMetrics) {
+        match ev {
+            FragmentEvent::Init(init) => {
+                st.playlist.handle_init(init.id);
+                st.current_init = Some(init.id);
+                st.inits.insert(init.id, init);
+            }
+            FragmentEvent::SegmentStart(s) => {
+                let start_ms = (s.start as f64 * 1000.0 / f64::from(s.timescale)) as i64;
+                st.ast_ms.get_or_insert(s.pdt_ms - start_ms);
+                st.playlist
+                    .handle_segment_start(s.discontinuity, s.pdt_ms, s.start, s.timescale);
+            }
+            FragmentEvent::Part(p) => {
+                let len = p.data.len() as u64;
+                if let Some(idx) = st.playlist.handle_part(
+                    p.duration,
+                    p.independent,
+                    len,
+                    u64::from(p.video_samples),
+                ) {
+                    st.parts.insert(idx, p.data);
+                    st.open_parts.push(idx);
+                    metrics.parts_produced.inc();
+                }
+            }
+            FragmentEvent::SegmentEnd => {
+                if let Some((msn, evicted)) = st.playlist.handle_segment_end() {
+                    let parts = std::mem::take(&mut st.open_parts);
+                    st.segments.insert(msn, parts);
+                    metrics.segments_produced.inc();
+                    st.retired.extend(evicted);
+                    while st.retired.len() > self.extra_segments {
+                        if let Some(old) = st.retired.pop_front()
+                            && let Some(parts) = st.segments.remove(&old)
+                        {
+                            for p in parts {
+                                st.parts.remove(&p);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn dispatch(st: &mut State) {
+        while let Some((id, outcome)) = st.playlist.poll_ready() {
+            if let Some(tx) = st.waiters.remove(&id) {
+                let _ = tx.send(outcome);
+            }
+        }
+    }
+}
+
+/// All streams the origin serves, fed by the relay's registry.
+pub struct Origin {
+    streams: RwLock<HashMap<StreamPath, Arc<OriginStream>>>,
+    cfg: OriginConfig,
+    pub metrics: OriginMetrics,
+}
+
+impl Origin {
+    pub fn new(cfg: OriginConfig, metrics: OriginMetrics) -> Arc<Self> {
+        Arc::new(Self {
+            streams: RwLock::new(HashMap::new()),
+            cfg,
+            metrics,
+        })
+    }
+
+    pub fn config(&self) -> &OriginConfig {
+        &self.cfg
+    }
+
+    pub fn get(&self, path: &StreamPath) -> Option<Arc<OriginStream>> {
+        self.streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(path)
+            .cloned()
+    }
+
+    /// Packages every stream the registry starts from now on.
+    pub fn attach(self: &Arc<Self>, registry: &Registry, tasks: TaskTracker) {
+        let origin = Arc::downgrade(self);
+        registry.on_new_stream(move |stream| {
+            if let Some(origin) = origin.upgrade() {
+                origin.start_packager(stream, &tasks);
+            }
+        });
+    }
+
+    fn start_packager(self: &Arc<Self>, stream: &Arc<Stream>, tasks: &TaskTracker) {
+        let rx = stream.subscribe(self.cfg.queue_capacity);
+        let os = Arc::new(OriginStream::new(
+            stream.path.clone(),
+            format!("{:x}", stream.session_id),
+            &self.cfg,
+        ));
+        self.streams
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(stream.path.clone(), os.clone());
+        let span = info_span!("packager", stream = %stream.path);
+        let origin = self.clone();
+        tasks.spawn(
+            async move {
+                run_packager(&os, rx, &origin.cfg, &origin.metrics).await;
+                // Keep the ended playlist (ENDLIST) and its media around for late viewers.
+                tokio::time::sleep(origin.cfg.ended_retention).await;
+                let mut streams = origin.streams.write().unwrap_or_else(|e| e.into_inner());
+                if streams.get(&os.path).is_some_and(|s| Arc::ptr_eq(s, &os)) {
+                    streams.remove(&os.path);
+                }
+            }
+            .instrument(span),
+        );
+    }
+}
+
+async fn run_packager(
+    os: &Arc<OriginStream>,
+    mut rx: mpsc::Receiver<MediaMessage>,
+    cfg: &OriginConfig,
+    metrics: &OriginMetrics,
+) {
+    let mut frag = Fragmenter::new(cfg.fragmenter);
+    let mut first_part_logged = false;
+    loop {
+        let deadline = os.lock().playlist.poll_timeout();
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            msg = rx.recv() => {
+                let Some(msg) = msg else { break };
+                let now = epoch_ms(SystemTime::now());
+                if let Err(e) = frag.handle_message(msg, now) {
+                    metrics.packaging_errors.inc();
+                    warn!(error = %e, "packaging failed");
+                }
+                let mut st = os.lock();
+                while let Some(ev) = frag.poll_event() {
+                    os.apply(&mut st, ev, metrics);
+                }
+                OriginStream::dispatch(&mut st);
+                if !first_part_logged && st.playlist.has_parts() {
+                    first_part_logged = true;
+                    info!("first part ready");
+                }
+            }
+            _ = sleep => {
+                let mut st = os.lock();
+                st.playlist.handle_timeout(Instant::now());
+                OriginStream::dispatch(&mut st);
+            }
+            _ = os.wake.notified() => {}
+        }
+    }
+    if let Err(e) = frag.handle_end() {
+        warn!(error = %e, "packaging failed at end of stream");
+    }
+    let mut st = os.lock();
+    while let Some(ev) = frag.poll_event() {
+        os.apply(&mut st, ev, metrics);
+    }
+    st.playlist.handle_end();
+    OriginStream::dispatch(&mut st);
+    let s = frag.stats();
+    info!(
+        video_frames = s.video_frames,
+        audio_frames = s.audio_frames,
+        dropped_waiting = s.dropped_waiting,
+        discontinuities = s.discontinuities,
+        "stream ended, playlist closed"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_names() {
+        assert_eq!(MediaName::parse("ab", "ab-init3.mp4"), Some(MediaName::Init(3)));
+        assert_eq!(MediaName::parse("ab", "ab-p17.m4s"), Some(MediaName::Part(17)));
+        assert_eq!(MediaName::parse("ab", "ab-s5.m4s"), Some(MediaName::Segment(5)));
+        assert_eq!(MediaName::parse("ab", "cd-s5.m4s"), None);
+        assert_eq!(MediaName::parse("ab", "ab-s5.mp4"), None);
+        assert_eq!(MediaName::parse("ab", "ab-x5.m4s"), None);
+        assert_eq!(MediaName::parse("ab", "ab-p-1.m4s"), None);
+        assert_eq!(MediaName::parse("ab", "ab-s.m4s"), None);
+    }
+}
