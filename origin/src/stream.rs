@@ -17,6 +17,7 @@ use relay::media::MediaMessage;
 use relay::path::StreamPath;
 use relay::registry::{Registry, Stream};
 use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -402,16 +403,18 @@ impl Origin {
     }
 
     /// Packages every stream the registry starts from now on.
-    pub fn attach(self: &Arc<Self>, registry: &Registry, tasks: TaskTracker) {
+    /// Packages every stream the registry starts from now on. After `shutdown`, ended
+    /// streams are no longer kept for late viewers, so the packager tasks finish at once.
+    pub fn attach(self: &Arc<Self>, registry: &Registry, tasks: TaskTracker, shutdown: CancellationToken) {
         let origin = Arc::downgrade(self);
         registry.on_new_stream(move |stream| {
             if let Some(origin) = origin.upgrade() {
-                origin.start_packager(stream, &tasks);
+                origin.start_packager(stream, &tasks, shutdown.clone());
             }
         });
     }
 
-    fn start_packager(self: &Arc<Self>, stream: &Arc<Stream>, tasks: &TaskTracker) {
+    fn start_packager(self: &Arc<Self>, stream: &Arc<Stream>, tasks: &TaskTracker, shutdown: CancellationToken) {
         let rx = stream.subscribe(self.cfg.queue_capacity);
         let os = Arc::new(OriginStream::new(
             stream.path.clone(),
@@ -428,7 +431,10 @@ impl Origin {
             async move {
                 run_packager(&os, rx, &origin.cfg, &origin.metrics).await;
                 // Keep the ended playlist (ENDLIST) and its media around for late viewers.
-                tokio::time::sleep(origin.cfg.ended_retention).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(origin.cfg.ended_retention) => {}
+                    _ = shutdown.cancelled() => return,
+                }
                 let mut streams = origin.streams.write().unwrap_or_else(|e| e.into_inner());
                 if streams.get(&os.path).is_some_and(|s| Arc::ptr_eq(s, &os)) {
                     streams.remove(&os.path);

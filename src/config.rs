@@ -1,0 +1,338 @@
+//! Configuration: built-in defaults, then the TOML file, then `GLASSCAST_<SECTION>_<KEY>`
+//! environment variables, then command-line flags. Every problem is collected so the user
+//! sees all of them at once.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Everything `glasscast serve` needs, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub rtmp_listen: SocketAddr,
+    pub rtmp_read_timeout: Duration,
+    /// RTMPS listener; present when a certificate and key are configured.
+    pub rtmps: Option<TlsListen>,
+    pub http_listen: SocketAddr,
+    pub http_tls: Option<TlsFiles>,
+    /// Base of the absolute URLs given to the cloud; defaults to `http://{http_listen}`.
+    pub public_url: Option<String>,
+    pub part_target: Duration,
+    pub segment_target: Duration,
+    pub window_segments: usize,
+    pub ended_retention: Duration,
+    pub reconnect_grace: Duration,
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsListen {
+    pub listen: SocketAddr,
+    pub files: TlsFiles,
+}
+
+/// Values set on the command line (they win over everything else).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub rtmp_listen: Option<String>,
+    pub http_listen: Option<String>,
+    pub public_url: Option<String>,
+}
+
+/// One known key: section, name, default (as text), and what it means (for the README).
+pub const KEYS: &[(&str, &str, &str, &str)] = &[
+    ("rtmp", "listen", "127.0.0.1:1935", "RTMP listen address (port 0 picks a free port)"),
+    ("rtmp", "read_timeout_ms", "10000", "close a connection that sends nothing for this long"),
+    ("rtmps", "listen", "127.0.0.1:1936", "RTMPS listen address (only with cert and key)"),
+    ("rtmps", "cert", "", "PEM certificate chain for RTMPS ingest"),
+    ("rtmps", "key", "", "PEM private key for RTMPS ingest"),
+    ("http", "listen", "127.0.0.1:8888", "HTTP origin listen address"),
+    ("http", "public_url", "", "absolute base URL viewers use (default http://LISTEN)"),
+    ("http", "tls_cert", "", "PEM certificate chain: serve HTTPS with HTTP/2 (ALPN)"),
+    ("http", "tls_key", "", "PEM private key for HTTPS"),
+    ("hls", "part_target_ms", "200", "LL-HLS part target duration"),
+    ("hls", "segment_target_ms", "2000", "segment target (cut at the first IDR after it)"),
+    ("hls", "window_segments", "12", "segments listed in the playlist (at least 6)"),
+    ("hls", "ended_retention_s", "120", "how long an ended stream stays fetchable"),
+    ("stream", "reconnect_grace_ms", "30000", "a publisher reconnecting within this continues the same stream"),
+    ("log", "level", "info", "tracing filter (RUST_LOG wins when set)"),
+];
+
+/// Raw values by (section, key), from the file, the environment and the flags.
+type Raw = BTreeMap<(String, String), (String, &'static str)>;
+
+/// Loads and validates. `file` is the TOML text (if a file was given), `env` the process
+/// environment. Returns every problem found.
+pub fn load(
+    file: Option<(&str, &str)>,
+    env: impl IntoIterator<Item = (String, String)>,
+    flags: &Overrides,
+) -> Result<Config, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut raw: Raw = BTreeMap::new();
+    let known = |s: &str, k: &str| KEYS.iter().any(|(ks, kk, _, _)| *ks == s && *kk == k);
+
+    if let Some((name, text)) = file {
+        match text.parse::<toml::Table>() {
+            Ok(table) => {
+                for (section, v) in table {
+                    let Some(keys) = v.as_table() else {
+                        errors.push(format!("{name}: `{section}` must be a [section]"));
+                        continue;
+                    };
+                    for (key, value) in keys {
+                        if !known(&section, key) {
+                            errors.push(format!("{name}: unknown key `{section}.{key}`"));
+                            continue;
+                        }
+                        let text = match value {
+                            toml::Value::String(s) => s.clone(),
+                            toml::Value::Integer(i) => i.to_string(),
+                            toml::Value::Float(f) => f.to_string(),
+                            toml::Value::Boolean(b) => b.to_string(),
+                            other => {
+                                errors.push(format!(
+                                    "{name}: `{section}.{key}` has unsupported type {}",
+                                    other.type_str()
+                                ));
+                                continue;
+                            }
+                        };
+                        raw.insert((section.clone(), key.clone()), (text, "config file"));
+                    }
+                }
+            }
+            Err(e) => errors.push(format!("{name}: {e}")),
+        }
+    }
+    for (k, v) in env {
+        let Some(rest) = k.strip_prefix("GLASSCAST_") else {
+            continue;
+        };
+        let rest = rest.to_ascii_lowercase();
+        let Some((section, key)) = rest.split_once('_') else {
+            errors.push(format!("environment: {k} is not GLASSCAST_<SECTION>_<KEY>"));
+            continue;
+        };
+        if !known(section, key) {
+            errors.push(format!("environment: {k} is not a known setting"));
+            continue;
+        }
+        raw.insert((section.into(), key.into()), (v, "environment"));
+    }
+    for (key, value) in [
+        (("rtmp", "listen"), &flags.rtmp_listen),
+        (("http", "listen"), &flags.http_listen),
+        (("http", "public_url"), &flags.public_url),
+    ] {
+        if let Some(v) = value {
+            raw.insert((key.0.into(), key.1.into()), (v.clone(), "command line"));
+        }
+    }
+
+    let unspecified = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut g = Getter {
+        raw: &raw,
+        errors: &mut errors,
+    };
+    let rtmp_listen: SocketAddr = g.get_or("rtmp", "listen", unspecified);
+    let rtmp_read_timeout = Duration::from_millis(g.get("rtmp", "read_timeout_ms"));
+    let rtmps_listen: SocketAddr = g.get_or("rtmps", "listen", unspecified);
+    let rtmps_cert: String = g.get("rtmps", "cert");
+    let rtmps_key: String = g.get("rtmps", "key");
+    let http_listen: SocketAddr = g.get_or("http", "listen", unspecified);
+    let public_url: String = g.get("http", "public_url");
+    let http_cert: String = g.get("http", "tls_cert");
+    let http_key: String = g.get("http", "tls_key");
+    let part_ms: u64 = g.get("hls", "part_target_ms");
+    let segment_ms: u64 = g.get("hls", "segment_target_ms");
+    let window_segments: usize = g.get("hls", "window_segments");
+    let ended_retention_s: u64 = g.get("hls", "ended_retention_s");
+    let grace_ms: u64 = g.get("stream", "reconnect_grace_ms");
+    let log_level: String = g.get("log", "level");
+
+    if !(50..=5000).contains(&part_ms) {
+        errors.push(format!("hls.part_target_ms must be between 50 and 5000, got {part_ms}"));
+    }
+    if segment_ms < part_ms.saturating_mul(2) {
+        errors.push(format!(
+            "hls.segment_target_ms ({segment_ms}) must be at least twice hls.part_target_ms ({part_ms})"
+        ));
+    }
+    if segment_ms > 60_000 {
+        errors.push(format!("hls.segment_target_ms must be at most 60000, got {segment_ms}"));
+    }
+    if window_segments < 6 {
+        errors.push(format!("hls.window_segments must be at least 6, got {window_segments}"));
+    }
+    if rtmp_read_timeout < Duration::from_secs(1) {
+        errors.push("rtmp.read_timeout_ms must be at least 1000".into());
+    }
+    let public_url = if public_url.is_empty() {
+        None
+    } else if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+        errors.push(format!("http.public_url must start with http:// or https://, got {public_url:?}"));
+        None
+    } else {
+        Some(public_url.trim_end_matches('/').to_string())
+    };
+    let rtmps = tls_pair(&mut errors, "rtmps.cert", &rtmps_cert, "rtmps.key", &rtmps_key)
+        .map(|files| TlsListen {
+            listen: rtmps_listen,
+            files,
+        });
+    let http_tls = tls_pair(&mut errors, "http.tls_cert", &http_cert, "http.tls_key", &http_key);
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Config {
+        rtmp_listen,
+        rtmp_read_timeout,
+        rtmps,
+        http_listen,
+        http_tls,
+        public_url,
+        part_target: Duration::from_millis(part_ms),
+        segment_target: Duration::from_millis(segment_ms),
+        window_segments,
+        ended_retention: Duration::from_secs(ended_retention_s),
+        reconnect_grace: Duration::from_millis(grace_ms),
+        log_level,
+    })
+}
+
+fn tls_pair(errors: &mut Vec<String>, cn: &str, cert: &str, kn: &str, key: &str) -> Option<TlsFiles> {
+    match (cert.is_empty(), key.is_empty()) {
+        (true, true) => None,
+        (false, false) => {
+            for (n, p) in [(cn, cert), (kn, key)] {
+                if let Err(e) = std::fs::metadata(p) {
+                    errors.push(format!("{n}: cannot read {p}: {e}"));
+                }
+            }
+            Some(TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+            })
+        }
+        _ => {
+            errors.push(format!("{cn} and {kn} must be set together"));
+            None
+        }
+    }
+}
+
+struct Getter<'a> {
+    raw: &'a Raw,
+    errors: &'a mut Vec<String>,
+}
+
+impl Getter<'_> {
+    fn get<T: FromStr + Default>(&mut self, section: &str, key: &str) -> T
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.get_or(section, key, T::default())
+    }
+
+    /// Like `get`, with the value to use when the setting is invalid (an error is recorded).
+    fn get_or<T: FromStr>(&mut self, section: &str, key: &str, invalid: T) -> T
+    where
+        T::Err: std::fmt::Display,
+    {
+        let default = KEYS
+            .iter()
+            .find(|(s, k, _, _)| *s == section && *k == key)
+            .map_or("", |(_, _, d, _)| *d);
+        let (text, source) = self
+            .raw
+            .get(&(section.to_string(), key.to_string()))
+            .map_or((default, "default"), |(v, s)| (v.as_str(), *s));
+        match text.trim().parse() {
+            Ok(v) => v,
+            Err(e) => {
+                self.errors
+                    .push(format!("{section}.{key} = {text:?} (from {source}): {e}"));
+                invalid
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = load(None, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(c.rtmp_listen, "127.0.0.1:1935".parse().unwrap());
+        assert_eq!(c.http_listen, "127.0.0.1:8888".parse().unwrap());
+        assert_eq!(c.part_target, Duration::from_millis(200));
+        assert_eq!(c.reconnect_grace, Duration::from_secs(30));
+        assert!(c.rtmps.is_none() && c.http_tls.is_none() && c.public_url.is_none());
+    }
+
+    #[test]
+    fn precedence_flags_over_env_over_file() {
+        let file = "[http]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://file\"\n[hls]\npart_target_ms = 300\n";
+        let e = env(&[
+            ("GLASSCAST_HTTP_LISTEN", "127.0.0.1:2"),
+            ("GLASSCAST_HLS_SEGMENT_TARGET_MS", "4000"),
+            ("PATH", "/bin"),
+        ]);
+        let flags = Overrides {
+            http_listen: Some("127.0.0.1:3".into()),
+            ..Default::default()
+        };
+        let c = load(Some(("f.toml", file)), e, &flags).unwrap();
+        assert_eq!(c.http_listen.port(), 3);
+        assert_eq!(c.public_url.as_deref(), Some("http://file"));
+        assert_eq!(c.part_target, Duration::from_millis(300));
+        assert_eq!(c.segment_target, Duration::from_secs(4));
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let file = "[hls]\npart_target_ms = 10\nwindow_segments = 2\nbogus = 1\n[http]\ntls_cert = \"/nonexistent\"\n";
+        let e = env(&[
+            ("GLASSCAST_RTMP_LISTEN", "not an address"),
+            ("GLASSCAST_NOPE_X", "1"),
+        ]);
+        let errs = load(Some(("f.toml", file)), e, &Overrides::default()).unwrap_err();
+        let all = errs.join("\n");
+        for needle in [
+            "unknown key `hls.bogus`",
+            "GLASSCAST_NOPE_X is not a known setting",
+            "rtmp.listen = \"not an address\" (from environment)",
+            "hls.part_target_ms must be between 50 and 5000",
+            "hls.window_segments must be at least 6",
+            "http.tls_cert and http.tls_key must be set together",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+        assert_eq!(errs.len(), 6, "{all}");
+    }
+
+    #[test]
+    fn malformed_file_is_an_error() {
+        let errs = load(Some(("f.toml", "[hls")), env(&[]), &Overrides::default()).unwrap_err();
+        assert!(errs[0].starts_with("f.toml:"));
+    }
+}

@@ -1,0 +1,5 @@
+//! The `glasscast` binary's library half: configuration and wiring, so whole-program tests
+//! can run the server in-process.
+
+pub mod config;
+pub mod server;

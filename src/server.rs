@@ -1,0 +1,166 @@
+//! Wiring: binds the listeners, connects relay and origin, and shuts everything down in order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use origin::fragmenter::FragmenterConfig;
+use origin::http::HttpState;
+use origin::playlist::PlaylistConfig;
+use origin::stream::{Origin, OriginConfig, OriginMetrics};
+use relay::ingest::{IngestConfig, IngestMetrics};
+use relay::registry::Registry;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::info;
+
+use crate::config::{Config, TlsFiles};
+
+/// A running relay + origin.
+pub struct Server {
+    pub rtmp_addr: SocketAddr,
+    pub rtmps_addr: Option<SocketAddr>,
+    pub http_addr: SocketAddr,
+    pub registry: Arc<Registry>,
+    pub origin: Arc<Origin>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    http_task: tokio::task::JoinHandle<()>,
+}
+
+fn tls_acceptor(files: &TlsFiles, alpn: &[&[u8]]) -> anyhow::Result<TlsAcceptor> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+        .with_context(|| format!("reading {}", files.cert.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("parsing {}", files.cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .with_context(|| format!("reading {}", files.key.display()))?;
+    let mut cfg = ServerConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .context("certificate and key do not match")?;
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(TlsAcceptor::from(Arc::new(cfg)))
+}
+
+impl Server {
+    /// Binds every listener and starts serving.
+    pub async fn start(cfg: &Config) -> anyhow::Result<Server> {
+        let mut metrics = prometheus_client::registry::Registry::default();
+        let ingest_metrics = IngestMetrics::default();
+        ingest_metrics.register(&mut metrics);
+        let origin_metrics = OriginMetrics::default();
+        origin_metrics.register(&mut metrics);
+
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let registry = Registry::new(cfg.reconnect_grace);
+        let origin = Origin::new(
+            OriginConfig {
+                fragmenter: FragmenterConfig {
+                    part_target: cfg.part_target,
+                    segment_target: cfg.segment_target,
+                    ..Default::default()
+                },
+                playlist: PlaylistConfig {
+                    part_target: cfg.part_target,
+                    segment_target: cfg.segment_target,
+                    window_segments: cfg.window_segments,
+                },
+                ended_retention: cfg.ended_retention,
+                ..Default::default()
+            },
+            origin_metrics,
+        );
+        origin.attach(&registry, tasks.clone(), shutdown.clone());
+
+        let rtmp = TcpListener::bind(cfg.rtmp_listen)
+            .await
+            .with_context(|| format!("binding RTMP on {}", cfg.rtmp_listen))?;
+        let rtmp_addr = rtmp.local_addr()?;
+        let http = TcpListener::bind(cfg.http_listen)
+            .await
+            .with_context(|| format!("binding HTTP on {}", cfg.http_listen))?;
+        let http_addr = http.local_addr()?;
+        let http_tls = match &cfg.http_tls {
+            Some(files) => Some(tls_acceptor(files, &[b"h2", b"http/1.1"])?),
+            None => None,
+        };
+        let ingest_cfg = IngestConfig {
+            read_timeout: cfg.rtmp_read_timeout,
+            tls: None,
+        };
+        let mut rtmps_addr = None;
+        if let Some(rtmps) = &cfg.rtmps {
+            let acceptor = tls_acceptor(&rtmps.files, &[])?;
+            let l = TcpListener::bind(rtmps.listen)
+                .await
+                .with_context(|| format!("binding RTMPS on {}", rtmps.listen))?;
+            let addr = l.local_addr()?;
+            info!("rtmps listening on {addr}");
+            rtmps_addr = Some(addr);
+            tasks.spawn(relay::ingest::serve(
+                l,
+                registry.clone(),
+                IngestConfig {
+                    tls: Some(acceptor),
+                    ..ingest_cfg.clone()
+                },
+                ingest_metrics.clone(),
+                shutdown.clone(),
+                tasks.clone(),
+            ));
+        }
+        info!("rtmp listening on {rtmp_addr}");
+        tasks.spawn(relay::ingest::serve(
+            rtmp,
+            registry.clone(),
+            ingest_cfg,
+            ingest_metrics,
+            shutdown.clone(),
+            tasks.clone(),
+        ));
+        info!(
+            "http listening on {http_addr}{}",
+            if http_tls.is_some() { " (https, h2)" } else { "" }
+        );
+        let state = Arc::new(HttpState {
+            origin: origin.clone(),
+            metrics: Arc::new(metrics),
+        });
+        let http_task = tokio::spawn(origin::http::serve(http, state, http_tls, shutdown.clone()));
+        Ok(Server {
+            rtmp_addr,
+            rtmps_addr,
+            http_addr,
+            registry,
+            origin,
+            shutdown,
+            tasks,
+            http_task,
+        })
+    }
+
+    /// Stops accepting, ends every stream (playlists get EXT-X-ENDLIST and held requests are
+    /// answered), then waits for connections and packagers to finish, at most `drain`.
+    pub async fn shutdown(self, drain: Duration) {
+        info!("shutting down");
+        self.registry.shutdown();
+        self.shutdown.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(drain, self.tasks.wait()).await.is_err() {
+            tracing::warn!("some connections did not finish in {drain:?}");
+        }
+        let _ = tokio::time::timeout(drain, self.http_task).await;
+        info!("shutdown complete");
+    }
+}
