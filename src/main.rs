@@ -73,7 +73,11 @@ fn main() -> ExitCode {
 
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log_level));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     // Panics inside connection tasks (e.g. in the RTMP library) are contained; log them
     // through tracing so they carry the connection's span.
     std::panic::set_hook(Box::new(|info| {

@@ -425,7 +425,8 @@ impl Origin {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(stream.path.clone(), os.clone());
-        let span = info_span!("packager", stream = %stream.path);
+        // Its own root span: the packager outlives the connection that started the stream.
+        let span = info_span!(parent: None, "packager", stream = %stream.path);
         let origin = self.clone();
         tasks.spawn(
             async move {
