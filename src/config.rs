@@ -49,21 +49,86 @@ pub struct Overrides {
 
 /// One known key: section, name, default (as text), and what it means (for the README).
 pub const KEYS: &[(&str, &str, &str, &str)] = &[
-    ("rtmp", "listen", "127.0.0.1:1935", "RTMP listen address (port 0 picks a free port)"),
-    ("rtmp", "read_timeout_ms", "10000", "close a connection that sends nothing for this long"),
-    ("rtmps", "listen", "127.0.0.1:1936", "RTMPS listen address (only with cert and key)"),
-    ("rtmps", "cert", "", "PEM certificate chain for RTMPS ingest"),
+    (
+        "rtmp",
+        "listen",
+        "127.0.0.1:1935",
+        "RTMP listen address (port 0 picks a free port)",
+    ),
+    (
+        "rtmp",
+        "read_timeout_ms",
+        "10000",
+        "close a connection that sends nothing for this long",
+    ),
+    (
+        "rtmps",
+        "listen",
+        "127.0.0.1:1936",
+        "RTMPS listen address (only with cert and key)",
+    ),
+    (
+        "rtmps",
+        "cert",
+        "",
+        "PEM certificate chain for RTMPS ingest",
+    ),
     ("rtmps", "key", "", "PEM private key for RTMPS ingest"),
-    ("http", "listen", "127.0.0.1:8888", "HTTP origin listen address"),
-    ("http", "public_url", "", "absolute base URL viewers use (default http://LISTEN)"),
-    ("http", "tls_cert", "", "PEM certificate chain: serve HTTPS with HTTP/2 (ALPN)"),
+    (
+        "http",
+        "listen",
+        "127.0.0.1:8888",
+        "HTTP origin listen address",
+    ),
+    (
+        "http",
+        "public_url",
+        "",
+        "absolute base URL viewers use (default http://LISTEN)",
+    ),
+    (
+        "http",
+        "tls_cert",
+        "",
+        "PEM certificate chain: serve HTTPS with HTTP/2 (ALPN)",
+    ),
     ("http", "tls_key", "", "PEM private key for HTTPS"),
-    ("hls", "part_target_ms", "200", "LL-HLS part target duration"),
-    ("hls", "segment_target_ms", "2000", "segment target (cut at the first IDR after it)"),
-    ("hls", "window_segments", "12", "segments listed in the playlist (at least 6)"),
-    ("hls", "ended_retention_s", "120", "how long an ended stream stays fetchable"),
-    ("stream", "reconnect_grace_ms", "30000", "a publisher reconnecting within this continues the same stream"),
-    ("log", "level", "info", "tracing filter (RUST_LOG wins when set)"),
+    (
+        "hls",
+        "part_target_ms",
+        "200",
+        "LL-HLS part target duration",
+    ),
+    (
+        "hls",
+        "segment_target_ms",
+        "2000",
+        "segment target (cut at the first IDR after it)",
+    ),
+    (
+        "hls",
+        "window_segments",
+        "12",
+        "segments listed in the playlist (at least 6)",
+    ),
+    (
+        "hls",
+        "ended_retention_s",
+        "120",
+        "how long an ended stream stays fetchable",
+    ),
+    (
+        "stream",
+        "reconnect_grace_ms",
+        "30000",
+        "a publisher reconnecting within this continues the same stream",
+    ),
+    (
+        "log",
+        "level",
+        "info",
+        "tracing filter (RUST_LOG wins when set)",
+    ),
 ];
 
 /// Raw values by (section, key), from the file, the environment and the flags.
@@ -160,7 +225,9 @@ pub fn load(
     let log_level: String = g.get("log", "level");
 
     if !(50..=5000).contains(&part_ms) {
-        errors.push(format!("hls.part_target_ms must be between 50 and 5000, got {part_ms}"));
+        errors.push(format!(
+            "hls.part_target_ms must be between 50 and 5000, got {part_ms}"
+        ));
     }
     if segment_ms < part_ms.saturating_mul(2) {
         errors.push(format!(
@@ -168,10 +235,14 @@ pub fn load(
         ));
     }
     if segment_ms > 60_000 {
-        errors.push(format!("hls.segment_target_ms must be at most 60000, got {segment_ms}"));
+        errors.push(format!(
+            "hls.segment_target_ms must be at most 60000, got {segment_ms}"
+        ));
     }
     if window_segments < 6 {
-        errors.push(format!("hls.window_segments must be at least 6, got {window_segments}"));
+        errors.push(format!(
+            "hls.window_segments must be at least 6, got {window_segments}"
+        ));
     }
     if rtmp_read_timeout < Duration::from_secs(1) {
         errors.push("rtmp.read_timeout_ms must be at least 1000".into());
@@ -179,17 +250,31 @@ pub fn load(
     let public_url = if public_url.is_empty() {
         None
     } else if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
-        errors.push(format!("http.public_url must start with http:// or https://, got {public_url:?}"));
+        errors.push(format!(
+            "http.public_url must start with http:// or https://, got {public_url:?}"
+        ));
         None
     } else {
         Some(public_url.trim_end_matches('/').to_string())
     };
-    let rtmps = tls_pair(&mut errors, "rtmps.cert", &rtmps_cert, "rtmps.key", &rtmps_key)
-        .map(|files| TlsListen {
-            listen: rtmps_listen,
-            files,
-        });
-    let http_tls = tls_pair(&mut errors, "http.tls_cert", &http_cert, "http.tls_key", &http_key);
+    let rtmps = tls_pair(
+        &mut errors,
+        "rtmps.cert",
+        &rtmps_cert,
+        "rtmps.key",
+        &rtmps_key,
+    )
+    .map(|files| TlsListen {
+        listen: rtmps_listen,
+        files,
+    });
+    let http_tls = tls_pair(
+        &mut errors,
+        "http.tls_cert",
+        &http_cert,
+        "http.tls_key",
+        &http_key,
+    );
 
     if !errors.is_empty() {
         return Err(errors);
@@ -210,7 +295,13 @@ pub fn load(
     })
 }
 
-fn tls_pair(errors: &mut Vec<String>, cn: &str, cert: &str, kn: &str, key: &str) -> Option<TlsFiles> {
+fn tls_pair(
+    errors: &mut Vec<String>,
+    cn: &str,
+    cert: &str,
+    kn: &str,
+    key: &str,
+) -> Option<TlsFiles> {
     match (cert.is_empty(), key.is_empty()) {
         (true, true) => None,
         (false, false) => {

@@ -8,7 +8,11 @@ use glasscast::config::{self, Overrides};
 use glasscast::server::Server;
 
 #[derive(Parser)]
-#[command(name = "glasscast", version, about = "Live-video relay: RTMP in, LL-HLS and DASH out")]
+#[command(
+    name = "glasscast",
+    version,
+    about = "Live-video relay: RTMP in, LL-HLS and DASH out"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,7 +55,10 @@ fn main() -> ExitCode {
         },
         None => None,
     };
-    let name = file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    let name = file
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     let cfg = match config::load(
         text.as_deref().map(|t| (name.as_str(), t)),
         std::env::vars(),

@@ -131,7 +131,11 @@ impl Server {
         ));
         info!(
             "http listening on {http_addr}{}",
-            if http_tls.is_some() { " (https, h2)" } else { "" }
+            if http_tls.is_some() {
+                " (https, h2)"
+            } else {
+                ""
+            }
         );
         let state = Arc::new(HttpState {
             origin: origin.clone(),
@@ -157,7 +161,10 @@ impl Server {
         self.registry.shutdown();
         self.shutdown.cancel();
         self.tasks.close();
-        if tokio::time::timeout(drain, self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(drain, self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("some connections did not finish in {drain:?}");
         }
         let _ = tokio::time::timeout(drain, self.http_task).await;

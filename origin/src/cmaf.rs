@@ -4,8 +4,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use mp4_atom::{
-    Atom, Audio, Avc1, Avcc, Dinf, Dref, Encode, Esds, Ftyp, Hdlr, Mdhd, Mdia, Mfhd, Minf, Moof,
-    Moov, Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsd, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun,
+    Atom, Audio, Avc1, Avcc, Decode, Dinf, Dref, Encode, Esds, Ftyp, Hdlr, Mdhd, Mdia, Mfhd, Minf,
+    Moof, Moov, Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsd, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun,
     TrunEntry, Url, Visual, Vmhd, esds,
 };
 use relay::media::{AacConfig, AvcConfig};
@@ -64,7 +64,12 @@ pub fn write_init(tracks: &TrackSet) -> Result<Bytes, CmafError> {
     let ftyp = Ftyp {
         major_brand: b"iso6".into(),
         minor_version: 0,
-        compatible_brands: vec![b"iso6".into(), b"cmfc".into(), b"mp41".into(), b"dash".into()],
+        compatible_brands: vec![
+            b"iso6".into(),
+            b"cmfc".into(),
+            b"mp41".into(),
+            b"dash".into(),
+        ],
     };
     let mut traks = Vec::new();
     let mut trex = Vec::new();
@@ -106,7 +111,10 @@ fn trex_for(track_id: u32) -> Trex {
 
 fn video_trak(c: &AvcConfig, track_id: u32) -> Result<Trak, CmafError> {
     let avcc = Avcc::decode_body(&mut c.record.as_ref()).map_err(CmafError::AvcConfig)?;
-    let (w, h) = (c.width.min(u16::MAX.into()) as u16, c.height.min(u16::MAX.into()) as u16);
+    let (w, h) = (
+        c.width.min(u16::MAX.into()) as u16,
+        c.height.min(u16::MAX.into()) as u16,
+    );
     Ok(Trak {
         tkhd: Tkhd {
             track_id,
@@ -341,6 +349,50 @@ pub fn write_fragment(sequence: u32, runs: &[TrackRun<'_>]) -> Result<Bytes, Cma
     Ok(out.freeze())
 }
 
+/// Rewrites one track of a muxed fragment (`moof` + `mdat`) as a single-track fragment, for
+/// DASH, which wants one track per representation. The samples are not copied: the result is
+/// a new `moof` + `mdat` header followed by a slice of the original `mdat`.
+/// Returns `Ok(None)` when the fragment has no samples of that track.
+pub fn extract_track(
+    fragment: &Bytes,
+    track_id: u32,
+    new_track_id: u32,
+) -> Result<Option<[Bytes; 2]>, CmafError> {
+    let mut cursor = fragment.as_ref();
+    let moof = Moof::decode(&mut cursor)?;
+    let Some(traf) = moof.traf.iter().find(|t| t.tfhd.track_id == track_id) else {
+        return Ok(None);
+    };
+    let Some(trun) = traf.trun.first() else {
+        return Ok(None);
+    };
+    let offset = trun.data_offset.unwrap_or(0).max(0) as usize;
+    let size: usize = trun
+        .samples
+        .iter()
+        .map(|e| e.size.unwrap_or(0) as usize)
+        .sum();
+    if size == 0 || offset + size > fragment.len() {
+        return Ok(None);
+    }
+    let mut traf = traf.clone();
+    traf.tfhd.track_id = new_track_id;
+    let mut single = Moof {
+        mfhd: moof.mfhd.clone(),
+        traf: vec![traf],
+    };
+    let mut sized = Vec::new();
+    single.encode(&mut sized)?;
+    single.traf[0].trun[0].data_offset = Some((sized.len() + 8) as i32);
+    let mut head = BytesMut::with_capacity(sized.len() + 8);
+    let mut moof_bytes = Vec::with_capacity(sized.len());
+    single.encode(&mut moof_bytes)?;
+    head.put_slice(&moof_bytes);
+    head.put_u32((size + 8) as u32);
+    head.put_slice(b"mdat");
+    Ok(Some([head.freeze(), fragment.slice(offset..offset + size)]))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use std::sync::Arc;
@@ -456,6 +508,52 @@ pub(crate) mod tests {
         let ao = at.trun.as_ref().unwrap().data_offset.unwrap() as usize;
         assert_eq!(&frag[ao..ao + 3], &a[0].data[..]);
         assert_eq!(ao + 3, frag.len());
+    }
+
+    #[test]
+    fn extract_one_track_of_a_muxed_fragment() {
+        let v = [Sample {
+            dts: 9000,
+            duration: 3000,
+            cts: 0,
+            sync: true,
+            data: Bytes::from_static(&[0, 0, 0, 2, 0x65, 0x88]),
+        }];
+        let a = [Sample {
+            dts: 441,
+            duration: 1024,
+            cts: 0,
+            sync: true,
+            data: Bytes::from_static(&[1, 2, 3]),
+        }];
+        let frag = write_fragment(
+            3,
+            &[
+                TrackRun {
+                    track_id: 1,
+                    samples: &v,
+                },
+                TrackRun {
+                    track_id: 2,
+                    samples: &a,
+                },
+            ],
+        )
+        .unwrap();
+        let [head, data] = extract_track(&frag, 2, 1).unwrap().unwrap();
+        assert_eq!(&data[..], &[1, 2, 3]);
+        let joined = [head.clone(), data].concat();
+        let moof = Moof::decode(&mut joined.as_slice()).unwrap();
+        assert_eq!(moof.traf.len(), 1);
+        assert_eq!(moof.traf[0].tfhd.track_id, 1);
+        assert_eq!(
+            moof.traf[0].tfdt.as_ref().unwrap().base_media_decode_time,
+            441
+        );
+        let off = moof.traf[0].trun[0].data_offset.unwrap() as usize;
+        assert_eq!(&joined[off..], &[1, 2, 3]);
+        assert_eq!(&joined[off - 4..off], b"mdat");
+        assert!(extract_track(&frag, 7, 1).unwrap().is_none());
     }
 
     #[test]

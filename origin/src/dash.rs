@@ -79,64 +79,159 @@ pub fn render_mpd(
             first.msn,
             duration_iso(start)
         );
-        let tracks = inits.get(&first.init_id);
-        let codecs = tracks.map(TrackSet::codecs).unwrap_or_default();
-        let has_video = tracks.is_some_and(|t| t.video.is_some());
-        let mime = if has_video { "video/mp4" } else { "audio/mp4" };
-        let _ = writeln!(
-            out,
-            r#"    <AdaptationSet id="0" mimeType="{mime}" segmentAlignment="true" startWithSAP="1">"#
-        );
-        let mut rep = format!(r#"      <Representation id="0" codecs="{codecs}" bandwidth="{bandwidth}""#);
-        if let Some(v) = tracks.and_then(|t| t.video.as_ref()) {
-            let _ = write!(rep, r#" width="{}" height="{}""#, v.width, v.height);
-            if let Some(f) = fps {
-                let _ = write!(rep, r#" frameRate="{}/1000""#, (f * 1000.0).round() as u64);
+        let Some(tracks) = inits.get(&first.init_id) else {
+            let _ = writeln!(out, "  </Period>");
+            continue;
+        };
+        let window_secs: f64 = period.iter().map(|s| s.duration()).sum::<f64>().max(0.001);
+        let audio_bps =
+            (period.iter().map(|s| s.audio_bytes).sum::<u64>() as f64 * 8.0 / window_secs) as u64;
+        match (&tracks.video, &tracks.audio) {
+            (Some(v), Some(a)) => {
+                // DASH players want one track per representation: per-track segments.
+                let video = AdaptationSet {
+                    id: 0,
+                    mime: "video/mp4",
+                    codecs: v.codec_string(),
+                    bandwidth: bandwidth.saturating_sub(audio_bps).max(1),
+                    extra: video_attrs(v.width, v.height, fps),
+                    timescale: first.timescale,
+                    pto: first.start,
+                    init: names.track_init(first.init_id, 'v'),
+                    media: names.track_template('v'),
+                    timeline: period.iter().map(|s| (s.start, s.duration_ticks)).collect(),
+                };
+                // The audio timeline is the audio samples' own; its offset maps the same
+                // instant as the video's.
+                let rate = u64::from(a.sample_rate);
+                let to_audio = |t: u64| {
+                    (u128::from(t) * u128::from(rate) / u128::from(first.timescale)) as u64
+                };
+                let audio = AdaptationSet {
+                    id: 1,
+                    mime: "audio/mp4",
+                    codecs: a.codec_string(),
+                    bandwidth: audio_bps.max(1),
+                    extra: format!(r#" audioSamplingRate="{}""#, a.sample_rate),
+                    timescale: a.sample_rate,
+                    pto: to_audio(first.start),
+                    init: names.track_init(first.init_id, 'a'),
+                    media: names.track_template('a'),
+                    timeline: period
+                        .iter()
+                        .map(|s| match s.audio_start {
+                            Some(t) => (t, s.audio_duration),
+                            None => (to_audio(s.start), to_audio(s.duration_ticks)),
+                        })
+                        .collect(),
+                };
+                video.write(&mut out, first.msn);
+                audio.write(&mut out, first.msn);
+            }
+            _ => {
+                let mut extra = String::new();
+                let mime = if let Some(v) = &tracks.video {
+                    extra = video_attrs(v.width, v.height, fps);
+                    "video/mp4"
+                } else {
+                    if let Some(a) = &tracks.audio {
+                        extra = format!(r#" audioSamplingRate="{}""#, a.sample_rate);
+                    }
+                    "audio/mp4"
+                };
+                AdaptationSet {
+                    id: 0,
+                    mime,
+                    codecs: tracks.codecs(),
+                    bandwidth,
+                    extra,
+                    timescale: first.timescale,
+                    pto: first.start,
+                    init: names.init(first.init_id),
+                    media: names.segment(0).replace("-s0.m4s", "-s$Number$.m4s"),
+                    timeline: period.iter().map(|s| (s.start, s.duration_ticks)).collect(),
+                }
+                .write(&mut out, first.msn);
             }
         }
-        if let Some(a) = tracks.and_then(|t| t.audio.as_ref()) {
-            let _ = write!(rep, r#" audioSamplingRate="{}""#, a.sample_rate);
-        }
-        let _ = writeln!(out, "{rep}>");
+        let _ = writeln!(out, "  </Period>");
+    }
+    let _ = writeln!(out, "</MPD>");
+    out
+}
+
+fn video_attrs(width: u32, height: u32, fps: Option<f64>) -> String {
+    let mut s = format!(r#" width="{width}" height="{height}""#);
+    if let Some(f) = fps {
+        let _ = write!(s, r#" frameRate="{}/1000""#, (f * 1000.0).round() as u64);
+    }
+    s
+}
+
+/// One AdaptationSet with a single Representation and a SegmentTimeline.
+struct AdaptationSet {
+    id: u32,
+    mime: &'static str,
+    codecs: String,
+    bandwidth: u64,
+    /// Extra Representation attributes, each with a leading space.
+    extra: String,
+    timescale: u32,
+    pto: u64,
+    init: String,
+    media: String,
+    /// (start, duration) of each segment, in `timescale` units, numbered from the period's first msn.
+    timeline: Vec<(u64, u64)>,
+}
+
+impl AdaptationSet {
+    fn write(&self, out: &mut String, start_number: u64) {
         let _ = writeln!(
             out,
-            r#"        <SegmentTemplate timescale="{}" presentationTimeOffset="{}" startNumber="{}" initialization="{}" media="{}">"#,
-            first.timescale,
-            first.start,
-            first.msn,
-            names.init(first.init_id),
-            names.segment(0).replace("-s0.m4s", "-s$Number$.m4s"),
+            r#"    <AdaptationSet id="{}" mimeType="{}" segmentAlignment="true" startWithSAP="1">"#,
+            self.id, self.mime
+        );
+        let _ = writeln!(
+            out,
+            r#"      <Representation id="{}" codecs="{}" bandwidth="{}"{}>"#,
+            self.id, self.codecs, self.bandwidth, self.extra
+        );
+        let _ = writeln!(
+            out,
+            r#"        <SegmentTemplate timescale="{}" presentationTimeOffset="{}" startNumber="{start_number}" initialization="{}" media="{}">"#,
+            self.timescale, self.pto, self.init, self.media,
         );
         let _ = writeln!(out, "          <SegmentTimeline>");
+        let tl = &self.timeline;
         let mut i = 0;
-        while i < period.len() {
-            let s = period[i];
+        while i < tl.len() {
+            let (t, d) = tl[i];
             let mut repeat = 0;
-            while i + repeat + 1 < period.len()
-                && period[i + repeat + 1].duration_ticks == s.duration_ticks
-                && period[i + repeat + 1].start == s.start + (repeat as u64 + 1) * s.duration_ticks
+            while i + repeat + 1 < tl.len()
+                && tl[i + repeat + 1] == (t + (repeat as u64 + 1) * d, d)
             {
                 repeat += 1;
             }
-            if repeat > 0 {
-                let _ = writeln!(
-                    out,
-                    r#"            <S t="{}" d="{}" r="{repeat}"/>"#,
-                    s.start, s.duration_ticks
-                );
+            // `t` only where the timeline is not contiguous with the previous segment.
+            let contiguous = i > 0 && tl[i - 1].0 + tl[i - 1].1 == t;
+            let t_attr = if contiguous {
+                String::new()
             } else {
-                let _ = writeln!(out, r#"            <S t="{}" d="{}"/>"#, s.start, s.duration_ticks);
-            }
+                format!(r#" t="{t}""#)
+            };
+            let r_attr = if repeat > 0 {
+                format!(r#" r="{repeat}""#)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(out, r#"            <S{t_attr} d="{d}"{r_attr}/>"#);
             i += repeat + 1;
         }
         let _ = writeln!(out, "          </SegmentTimeline>");
         let _ = writeln!(out, "        </SegmentTemplate>");
         let _ = writeln!(out, "      </Representation>");
         let _ = writeln!(out, "    </AdaptationSet>");
-        let _ = writeln!(out, "  </Period>");
     }
-    let _ = writeln!(out, "</MPD>");
-    out
 }
 
 #[cfg(test)]
@@ -146,18 +241,20 @@ mod tests {
     use crate::playlist::{Names, PlaylistConfig};
 
     fn playlist_with(segments: &[(bool, u64)]) -> Playlist {
-        let mut p = Playlist::new(
-            PlaylistConfig::default(),
-            Names {
-                prefix: "x".into(),
-            },
-        );
+        let mut p = Playlist::new(PlaylistConfig::default(), Names { prefix: "x".into() });
         p.handle_init(1);
         let mut start = 0;
         let mut pdt = 1_700_000_000_000;
         for &(disc, dur) in segments {
             p.handle_segment_start(disc, pdt, start, 90_000);
-            p.handle_part(dur, true, 50_000, 60);
+            p.handle_part(crate::playlist::PartInfo {
+                duration: dur,
+                independent: true,
+                bytes: 50_000,
+                video_samples: 60,
+                audio: Some((0, 0)),
+                audio_bytes: 0,
+            });
             p.handle_segment_end();
             start += dur;
             pdt += (dur / 90) as i64 + if disc { 5000 } else { 0 };
@@ -177,14 +274,23 @@ mod tests {
 
     #[test]
     fn timeline_compacts_equal_segments() {
-        let p = playlist_with(&[(false, 180_000), (false, 180_000), (false, 180_000), (false, 90_000)]);
+        let p = playlist_with(&[
+            (false, 180_000),
+            (false, 180_000),
+            (false, 180_000),
+            (false, 90_000),
+        ]);
         let mpd = render_mpd(&p, &inits(), 1_700_000_000_000, 1_700_000_007_000);
         assert!(mpd.contains(r#"type="dynamic""#));
         assert!(mpd.contains(r#"<S t="0" d="180000" r="2"/>"#), "{mpd}");
-        assert!(mpd.contains(r#"<S t="540000" d="90000"/>"#));
-        assert!(mpd.contains(r#"codecs="avc1.64001f,mp4a.40.2""#));
+        assert!(mpd.contains(r#"<S d="90000"/>"#));
+        // Muxed input is described as one AdaptationSet per track.
+        assert!(mpd.contains(r#"codecs="avc1.64001f""#));
+        assert!(mpd.contains(r#"codecs="mp4a.40.2""#));
         assert!(mpd.contains(r#"width="1280" height="720""#));
-        assert!(mpd.contains(r#"media="x-s$Number$.m4s""#));
+        assert!(mpd.contains(r#"media="x-v$Number$.m4s""#));
+        assert!(mpd.contains(r#"media="x-a$Number$.m4s""#));
+        assert!(mpd.contains(r#"initialization="x-init1a.mp4""#));
         assert!(mpd.contains(r#"startNumber="0""#));
         assert!(mpd.contains("availabilityStartTime=\"2023-11-14T22:13:20.000Z\""));
     }
@@ -194,8 +300,16 @@ mod tests {
         let p = playlist_with(&[(false, 180_000), (true, 180_000)]);
         let mpd = render_mpd(&p, &inits(), 1_700_000_000_000, 1_700_000_009_000);
         assert_eq!(mpd.matches("<Period").count(), 2);
-        assert!(mpd.contains(r#"<Period id="p1" start="PT2.000S">"#), "{mpd}");
+        assert!(
+            mpd.contains(r#"<Period id="p1" start="PT2.000S">"#),
+            "{mpd}"
+        );
         assert!(mpd.contains(r#"presentationTimeOffset="180000" startNumber="1""#));
+        // Audio offset maps the same instant on the audio clock (2 s at 44.1 kHz).
+        assert!(
+            mpd.contains(r#"presentationTimeOffset="88200" startNumber="1""#),
+            "{mpd}"
+        );
     }
 
     #[test]
@@ -203,6 +317,9 @@ mod tests {
         let mut p = playlist_with(&[(false, 180_000)]);
         p.handle_end();
         let mpd = render_mpd(&p, &inits(), 1_700_000_000_000, 0);
-        assert!(mpd.contains(r#"type="static" mediaPresentationDuration="PT2.000S""#), "{mpd}");
+        assert!(
+            mpd.contains(r#"type="static" mediaPresentationDuration="PT2.000S""#),
+            "{mpd}"
+        );
     }
 }

@@ -93,6 +93,11 @@ pub struct Part {
     pub independent: bool,
     pub video_samples: u32,
     pub audio_samples: u32,
+    /// First audio decode time and total audio duration in this part (audio timescale),
+    /// when it has audio: DASH describes the audio track on its own timeline.
+    pub audio: Option<(u64, u64)>,
+    /// Bytes of audio samples in this part.
+    pub audio_bytes: u64,
 }
 
 impl Part {
@@ -584,6 +589,11 @@ impl Fragmenter {
             independent,
             video_samples: self.part_video.len() as u32,
             audio_samples: self.part_audio.len() as u32,
+            audio: self.part_audio.first().map(|first| {
+                let last = &self.part_audio[self.part_audio.len() - 1];
+                (first.dts, last.dts + u64::from(last.duration) - first.dts)
+            }),
+            audio_bytes: self.part_audio.iter().map(|s| s.data.len() as u64).sum(),
         };
         self.part_start += duration;
         // A rebased timeline must resume after every track's last sample, not just the master's.
@@ -596,7 +606,9 @@ impl Fragmenter {
         ] {
             if let Some(last) = samples.last() {
                 let end = last.dts + u64::from(last.duration);
-                self.end_ms = self.end_ms.max(end.saturating_mul(1000).div_ceil(u64::from(rate)) as i64);
+                self.end_ms = self
+                    .end_ms
+                    .max(end.saturating_mul(1000).div_ceil(u64::from(rate)) as i64);
             }
         }
         self.part_video.clear();

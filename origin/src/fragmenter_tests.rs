@@ -72,7 +72,11 @@ fn synth(p: &Synth) -> Vec<(MediaMessage, i64)> {
         }
     }
     frames.sort_by_key(|(t, _)| *t);
-    out.extend(frames.into_iter().map(|(t, m)| (m, 1_700_000_000_000 + t as i64)));
+    out.extend(
+        frames
+            .into_iter()
+            .map(|(t, m)| (m, 1_700_000_000_000 + t as i64)),
+    );
     out
 }
 
@@ -83,7 +87,10 @@ struct Seg {
     complete: bool,
 }
 
-fn run(cfg: FragmenterConfig, msgs: Vec<(MediaMessage, i64)>) -> (Vec<Arc<InitSegment>>, Vec<Seg>, Fragmenter) {
+fn run(
+    cfg: FragmenterConfig,
+    msgs: Vec<(MediaMessage, i64)>,
+) -> (Vec<Arc<InitSegment>>, Vec<Seg>, Fragmenter) {
     let mut f = Fragmenter::new(cfg);
     let mut inits = Vec::new();
     let mut segs: Vec<Seg> = Vec::new();
@@ -141,7 +148,10 @@ fn check_invariants(cfg: &FragmenterConfig, segs: &[Seg], video_master: bool) {
         let start = seg.start.as_ref().unwrap();
         let ts = u64::from(start.timescale);
         // The first part is independent and starts with a sync sample of the master track.
-        assert!(seg.parts[0].0.independent, "segment {si} does not start independent");
+        assert!(
+            seg.parts[0].0.independent,
+            "segment {si} does not start independent"
+        );
         let master_id = 1;
         let first = samples(&seg.parts[0].1);
         let m0 = first.iter().find(|s| s.0 == master_id).unwrap();
@@ -152,7 +162,10 @@ fn check_invariants(cfg: &FragmenterConfig, segs: &[Seg], video_master: bool) {
             let ss = samples(moof);
             let master: Vec<_> = ss.iter().filter(|s| s.0 == master_id).collect();
             // Parts are contiguous on the master track and durations add up.
-            assert_eq!(master[0].1, expected, "segment {si} part {pi} not contiguous");
+            assert_eq!(
+                master[0].1, expected,
+                "segment {si} part {pi} not contiguous"
+            );
             let dur: u64 = master.iter().map(|s| u64::from(s.2)).sum();
             assert_eq!(dur, part.duration);
             expected += dur;
@@ -224,7 +237,10 @@ fn glasses_stream_720p30_with_audio() {
     assert_eq!(count_samples(&segs, 1), 300, "every video frame packaged");
     assert_eq!(count_samples(&segs, 2) as u64, f.stats().audio_frames);
     // PDT of each segment follows media time from the first arrival.
-    let pdts: Vec<i64> = segs.iter().map(|s| s.start.as_ref().unwrap().pdt_ms).collect();
+    let pdts: Vec<i64> = segs
+        .iter()
+        .map(|s| s.start.as_ref().unwrap().pdt_ms)
+        .collect();
     assert_eq!(pdts[1] - pdts[0], 2000);
 }
 
@@ -265,7 +281,10 @@ fn long_gop_gives_long_segments_but_short_parts() {
     let (_, segs, _) = run(c, synth(&p));
     check_invariants(&c, &segs, true);
     assert_eq!(segs.len(), 3);
-    assert_eq!(segs[0].parts.iter().map(|p| p.0.duration).sum::<u64>(), 900_000);
+    assert_eq!(
+        segs[0].parts.iter().map(|p| p.0.duration).sum::<u64>(),
+        900_000
+    );
     assert!(!segs[0].parts[1].0.independent);
 }
 
@@ -284,7 +303,10 @@ fn timestamp_wrap_is_continuous() {
     let (_, segs, f) = run(c, synth(&p));
     check_invariants(&c, &segs, true);
     assert_eq!(f.stats().discontinuities, 0);
-    assert!(segs.iter().all(|s| !s.start.as_ref().unwrap().discontinuity));
+    assert!(
+        segs.iter()
+            .all(|s| !s.start.as_ref().unwrap().discontinuity)
+    );
     assert_eq!(count_samples(&segs, 1), 240);
 }
 
@@ -311,7 +333,10 @@ fn backward_jump_is_a_discontinuity() {
     check_invariants(&c, &segs, true);
     assert_eq!(inits.len(), 1, "same codec config, same init");
     assert_eq!(f.stats().discontinuities, 1);
-    let disc: Vec<bool> = segs.iter().map(|s| s.start.as_ref().unwrap().discontinuity).collect();
+    let disc: Vec<bool> = segs
+        .iter()
+        .map(|s| s.start.as_ref().unwrap().discontinuity)
+        .collect();
     assert_eq!(disc, vec![false, false, true, false]);
 }
 
@@ -379,7 +404,17 @@ fn config_change_gives_new_init_and_discontinuity() {
             (st.discontinuity, st.init_id)
         })
         .collect();
-    assert_eq!(firsts, vec![(false, 1), (false, 1), (false, 1), (true, 2), (false, 2), (false, 2)]);
+    assert_eq!(
+        firsts,
+        vec![
+            (false, 1),
+            (false, 1),
+            (false, 1),
+            (true, 2),
+            (false, 2),
+            (false, 2)
+        ]
+    );
 }
 
 #[test]

@@ -149,7 +149,12 @@ pub async fn serve(
                 let watcher = graceful.watcher();
                 tokio::spawn(
                     async move {
-                        let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(socket)).await {
+                        let tls = match tokio::time::timeout(
+                            Duration::from_secs(10),
+                            acceptor.accept(socket),
+                        )
+                        .await
+                        {
                             Ok(Ok(s)) => s,
                             Ok(Err(e)) => return debug!(error = %e, "tls handshake failed"),
                             Err(_) => return debug!("tls handshake timed out"),
@@ -170,7 +175,10 @@ pub async fn serve(
 
 fn with_common(mut resp: Response<Body>) -> Response<Body> {
     let h = resp.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static("Content-Length, Content-Range, Age, Date"),
@@ -209,13 +217,22 @@ async fn handle(state: &HttpState, req: Request<Incoming>) -> Response<Body> {
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
                 HeaderValue::from_static("Range, Accept-Encoding, Origin, Accept"),
             );
-            h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("86400"),
+            );
             r
         }
         _ => {
-            let mut r = simple(StatusCode::METHOD_NOT_ALLOWED, CACHE_ERROR, "method not allowed\n");
-            r.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+            let mut r = simple(
+                StatusCode::METHOD_NOT_ALLOWED,
+                CACHE_ERROR,
+                "method not allowed\n",
+            );
+            r.headers_mut().insert(
+                header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, OPTIONS"),
+            );
             r
         }
     };
@@ -244,7 +261,9 @@ async fn route(state: &HttpState, req: &Request<Incoming>) -> Response<Body> {
             let mut r = simple(StatusCode::OK, CACHE_ERROR, text);
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
             );
             return r;
         }
@@ -282,12 +301,21 @@ async fn multivariant(state: &HttpState, os: &Arc<OriginStream>, gzip: bool) -> 
         && w.outcome().await == Outcome::TimedOut
     {
         state.origin.metrics.request("multivariant", "timeout");
-        return simple(StatusCode::SERVICE_UNAVAILABLE, CACHE_ERROR, "stream has not started\n");
+        return simple(
+            StatusCode::SERVICE_UNAVAILABLE,
+            CACHE_ERROR,
+            "stream has not started\n",
+        );
     }
     match os.multivariant(MEDIA_PLAYLIST) {
         Some(text) => {
             state.origin.metrics.request("multivariant", "ok");
-            text_response(Bytes::from(text), "application/vnd.apple.mpegurl", CACHE_NONE, gzip)
+            text_response(
+                Bytes::from(text),
+                "application/vnd.apple.mpegurl",
+                CACHE_NONE,
+                gzip,
+            )
         }
         None => {
             state.origin.metrics.request("multivariant", "not_found");
@@ -372,7 +400,12 @@ async fn media_playlist(
         cache = CACHE_NONE;
     }
     m.request("playlist", result);
-    text_response(os.media_playlist(d.skip), "application/vnd.apple.mpegurl", cache, gzip)
+    text_response(
+        os.media_playlist(d.skip),
+        "application/vnd.apple.mpegurl",
+        cache,
+        gzip,
+    )
 }
 
 async fn media(
@@ -396,7 +429,11 @@ async fn media(
                 Outcome::Ready => found = os.media(kind),
                 Outcome::TimedOut => {
                     m.request("media", "timeout");
-                    return simple(StatusCode::SERVICE_UNAVAILABLE, CACHE_ERROR, "part not ready\n");
+                    return simple(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        CACHE_ERROR,
+                        "part not ready\n",
+                    );
                 }
                 Outcome::Gone => {}
             }
@@ -429,7 +466,12 @@ fn accepts_gzip(req: &Request<Incoming>) -> bool {
 }
 
 /// A playlist or manifest: gzip when the client accepts it (never for media).
-fn text_response(body: Bytes, ctype: &'static str, cache: &'static str, gzip: bool) -> Response<Body> {
+fn text_response(
+    body: Bytes,
+    ctype: &'static str,
+    cache: &'static str,
+    gzip: bool,
+) -> Response<Body> {
     let mut r = Response::new(Body::empty());
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
@@ -529,7 +571,10 @@ fn media_response(media: MediaBytes, range: Option<&HeaderValue>) -> Response<Bo
     let mut r = Response::new(Body::empty());
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(CACHE_IMMUTABLE));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(CACHE_IMMUTABLE),
+    );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     match parse_range(range, len) {
         RangeReq::Full => *r.body_mut() = Body::from_chunks(media.chunks),
@@ -563,12 +608,30 @@ mod tests {
     #[test]
     fn ranges() {
         assert_eq!(parse_range(None, 100), RangeReq::Full);
-        assert_eq!(parse_range(Some(&hv("bytes=0-")), 100), RangeReq::Partial(0, 99));
-        assert_eq!(parse_range(Some(&hv("bytes=10-19")), 100), RangeReq::Partial(10, 19));
-        assert_eq!(parse_range(Some(&hv("bytes=90-200")), 100), RangeReq::Partial(90, 99));
-        assert_eq!(parse_range(Some(&hv("bytes=-10")), 100), RangeReq::Partial(90, 99));
-        assert_eq!(parse_range(Some(&hv("bytes=100-")), 100), RangeReq::Unsatisfiable);
-        assert_eq!(parse_range(Some(&hv("bytes=-0")), 100), RangeReq::Unsatisfiable);
+        assert_eq!(
+            parse_range(Some(&hv("bytes=0-")), 100),
+            RangeReq::Partial(0, 99)
+        );
+        assert_eq!(
+            parse_range(Some(&hv("bytes=10-19")), 100),
+            RangeReq::Partial(10, 19)
+        );
+        assert_eq!(
+            parse_range(Some(&hv("bytes=90-200")), 100),
+            RangeReq::Partial(90, 99)
+        );
+        assert_eq!(
+            parse_range(Some(&hv("bytes=-10")), 100),
+            RangeReq::Partial(90, 99)
+        );
+        assert_eq!(
+            parse_range(Some(&hv("bytes=100-")), 100),
+            RangeReq::Unsatisfiable
+        );
+        assert_eq!(
+            parse_range(Some(&hv("bytes=-0")), 100),
+            RangeReq::Unsatisfiable
+        );
         assert_eq!(parse_range(Some(&hv("bytes=0-1,5-6")), 100), RangeReq::Full);
         assert_eq!(parse_range(Some(&hv("items=0-1")), 100), RangeReq::Full);
         assert_eq!(parse_range(Some(&hv("bytes=5-2")), 100), RangeReq::Full);

@@ -48,6 +48,14 @@ impl Names {
     pub fn segment(&self, msn: u64) -> String {
         format!("{}-s{msn}.m4s", self.prefix)
     }
+    /// Single-track init segment for DASH (`kind` is `v` or `a`).
+    pub fn track_init(&self, id: u32, kind: char) -> String {
+        format!("{}-init{id}{kind}.mp4", self.prefix)
+    }
+    /// Single-track segment template for DASH, with `$Number$` for the msn.
+    pub fn track_template(&self, kind: char) -> String {
+        format!("{}-{kind}$Number$.m4s", self.prefix)
+    }
 }
 
 /// One part as listed in the playlist.
@@ -58,6 +66,19 @@ pub struct PartEntry {
     pub duration: f64,
     pub independent: bool,
     pub bytes: u64,
+}
+
+/// What the packager reports for a new part.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PartInfo {
+    /// Duration in the segment's timescale.
+    pub duration: u64,
+    pub independent: bool,
+    pub bytes: u64,
+    pub video_samples: u64,
+    /// First audio decode time and audio duration (audio timescale), if the part has audio.
+    pub audio: Option<(u64, u64)>,
+    pub audio_bytes: u64,
 }
 
 /// A segment (complete or in progress).
@@ -74,6 +95,10 @@ pub struct SegmentEntry {
     pub duration_ticks: u64,
     pub parts: Vec<PartEntry>,
     pub video_samples: u64,
+    /// Audio track timing (audio timescale), for DASH's separate audio timeline.
+    pub audio_start: Option<u64>,
+    pub audio_duration: u64,
+    pub audio_bytes: u64,
 }
 
 impl SegmentEntry {
@@ -199,6 +224,13 @@ impl Playlist {
         self.segments.iter()
     }
 
+    /// A complete segment still in the window.
+    pub fn segment(&self, msn: u64) -> Option<&SegmentEntry> {
+        let first = self.segments.front()?.msn;
+        self.segments
+            .get(usize::try_from(msn.checked_sub(first)?).ok()?)
+    }
+
     /// The segment in progress, if any.
     pub fn open_segment(&self) -> Option<&SegmentEntry> {
         self.open.as_ref()
@@ -241,7 +273,9 @@ impl Playlist {
             .segments
             .iter()
             .chain(self.open.as_ref())
-            .fold((0u64, 0.0f64), |(f, d), s| (f + s.video_samples, d + s.duration()));
+            .fold((0u64, 0.0f64), |(f, d), s| {
+                (f + s.video_samples, d + s.duration())
+            });
         (frames > 0 && secs > 0.0).then(|| frames as f64 / secs)
     }
 
@@ -259,7 +293,13 @@ impl Playlist {
         self.current_init = Some(id);
     }
 
-    pub fn handle_segment_start(&mut self, discontinuity: bool, pdt_ms: i64, start: u64, timescale: u32) {
+    pub fn handle_segment_start(
+        &mut self,
+        discontinuity: bool,
+        pdt_ms: i64,
+        start: u64,
+        timescale: u32,
+    ) {
         // A segment left open (should not happen) is closed as it is.
         if self.open.is_some() {
             self.handle_segment_end();
@@ -274,6 +314,9 @@ impl Playlist {
             duration_ticks: 0,
             parts: Vec::new(),
             video_samples: 0,
+            audio_start: None,
+            audio_duration: 0,
+            audio_bytes: 0,
         });
         self.next_msn += 1;
         self.changed();
@@ -281,23 +324,22 @@ impl Playlist {
 
     /// Adds a complete part to the open segment and returns its global index.
     /// Returns `None` (and ignores the part) when no segment is open.
-    pub fn handle_part(
-        &mut self,
-        duration_ticks: u64,
-        independent: bool,
-        bytes: u64,
-        video_samples: u64,
-    ) -> Option<u64> {
+    pub fn handle_part(&mut self, part: PartInfo) -> Option<u64> {
         let seg = self.open.as_mut()?;
         let index = self.next_part;
         self.next_part += 1;
-        seg.duration_ticks += duration_ticks;
-        seg.video_samples += video_samples;
+        seg.duration_ticks += part.duration;
+        seg.video_samples += part.video_samples;
+        if let Some((start, duration)) = part.audio {
+            seg.audio_start.get_or_insert(start);
+            seg.audio_duration += duration;
+        }
+        seg.audio_bytes += part.audio_bytes;
         seg.parts.push(PartEntry {
             index,
-            duration: duration_ticks as f64 / f64::from(seg.timescale),
-            independent,
-            bytes,
+            duration: part.duration as f64 / f64::from(seg.timescale),
+            independent: part.independent,
+            bytes: part.bytes,
         });
         let pos = (seg.msn, seg.parts.len() as u64 - 1);
         self.changed();
@@ -385,7 +427,9 @@ impl Playlist {
         // an error the client must see at once.
         let last = self.next_msn.saturating_sub(1);
         if req.msn > last + 2 {
-            return Decision::BadRequest("_HLS_msn is more than two segments ahead of the playlist");
+            return Decision::BadRequest(
+                "_HLS_msn is more than two segments ahead of the playlist",
+            );
         }
         let mut want = Self::want_of(req);
         // A part index past the end of a complete segment means the first part of the next.
@@ -573,7 +617,11 @@ impl Playlist {
                         "#EXT-X-PART:DURATION={:.5},URI=\"{}\"{}",
                         p.duration,
                         self.names.part(p.index),
-                        if p.independent { ",INDEPENDENT=YES" } else { "" }
+                        if p.independent {
+                            ",INDEPENDENT=YES"
+                        } else {
+                            ""
+                        }
                     );
                 }
             }

@@ -20,9 +20,21 @@ fn pl() -> Playlist {
 /// Adds a segment of `parts` 200 ms parts (90 kHz), starting the segment first.
 fn segment(p: &mut Playlist, parts: usize, end: bool) {
     let msn = p.next_msn;
-    p.handle_segment_start(false, 1_700_000_000_000 + msn as i64 * 2000, msn * 180_000, 90_000);
+    p.handle_segment_start(
+        false,
+        1_700_000_000_000 + msn as i64 * 2000,
+        msn * 180_000,
+        90_000,
+    );
     for i in 0..parts {
-        p.handle_part(18_000, i % 10 == 0, 1000, 6);
+        p.handle_part(PartInfo {
+            duration: 18_000,
+            independent: i % 10 == 0,
+            bytes: 1000,
+            video_samples: 6,
+            audio: None,
+            audio_bytes: 0,
+        });
     }
     if end {
         p.handle_segment_end();
@@ -117,7 +129,14 @@ fn discontinuity_and_new_map() {
     segment(&mut p, 10, true);
     p.handle_init(2);
     p.handle_segment_start(true, 1_700_000_010_000, 180_000, 90_000);
-    p.handle_part(18_000, true, 10, 6);
+    p.handle_part(PartInfo {
+        duration: 18_000,
+        independent: true,
+        bytes: 10,
+        video_samples: 6,
+        audio: None,
+        audio_bytes: 0,
+    });
     let text = String::from_utf8(p.render(false).to_vec()).unwrap();
     let disc = text.find("#EXT-X-DISCONTINUITY\n").unwrap();
     let map2 = text.find("#EXT-X-MAP:URI=\"abc-init2.mp4\"").unwrap();
@@ -137,13 +156,43 @@ fn blocking_request_waits_for_the_part() {
     let now = Instant::now();
     segment(&mut p, 3, false);
     // Existing part: answer at once.
-    assert_eq!(p.handle_blocking_request(1, BlockingRequest { msn: 0, part: Some(2) }, now), Decision::Ready);
+    assert_eq!(
+        p.handle_blocking_request(
+            1,
+            BlockingRequest {
+                msn: 0,
+                part: Some(2)
+            },
+            now
+        ),
+        Decision::Ready
+    );
     // Next part: hold.
-    assert_eq!(p.handle_blocking_request(2, BlockingRequest { msn: 0, part: Some(3) }, now), Decision::Wait);
+    assert_eq!(
+        p.handle_blocking_request(
+            2,
+            BlockingRequest {
+                msn: 0,
+                part: Some(3)
+            },
+            now
+        ),
+        Decision::Wait
+    );
     // Whole segment: hold until it completes.
-    assert_eq!(p.handle_blocking_request(3, BlockingRequest { msn: 0, part: None }, now), Decision::Wait);
+    assert_eq!(
+        p.handle_blocking_request(3, BlockingRequest { msn: 0, part: None }, now),
+        Decision::Wait
+    );
     assert_eq!(p.poll_ready(), None);
-    p.handle_part(18_000, false, 1, 6);
+    p.handle_part(PartInfo {
+        duration: 18_000,
+        independent: false,
+        bytes: 1,
+        video_samples: 6,
+        audio: None,
+        audio_bytes: 0,
+    });
     assert_eq!(p.poll_ready(), Some((2, Outcome::Ready)));
     assert_eq!(p.poll_ready(), None);
     p.handle_segment_end();
@@ -157,7 +206,17 @@ fn part_beyond_a_finished_segment_means_next_segment() {
     let now = Instant::now();
     segment(&mut p, 10, true);
     // hls.js may ask for part 10 of segment 0 (it guessed another part would come).
-    assert_eq!(p.handle_blocking_request(1, BlockingRequest { msn: 0, part: Some(10) }, now), Decision::Wait);
+    assert_eq!(
+        p.handle_blocking_request(
+            1,
+            BlockingRequest {
+                msn: 0,
+                part: Some(10)
+            },
+            now
+        ),
+        Decision::Wait
+    );
     segment(&mut p, 1, false);
     assert_eq!(p.poll_ready(), Some((1, Outcome::Ready)));
 }
@@ -169,8 +228,14 @@ fn far_future_msn_is_400_and_timeouts_are_503() {
     segment(&mut p, 10, true);
     segment(&mut p, 1, false);
     // Last msn is 1: 3 is allowed (two ahead), 4 is not.
-    assert!(matches!(p.handle_blocking_request(1, BlockingRequest { msn: 4, part: None }, now), Decision::BadRequest(_)));
-    assert_eq!(p.handle_blocking_request(2, BlockingRequest { msn: 3, part: None }, now), Decision::Wait);
+    assert!(matches!(
+        p.handle_blocking_request(1, BlockingRequest { msn: 4, part: None }, now),
+        Decision::BadRequest(_)
+    ));
+    assert_eq!(
+        p.handle_blocking_request(2, BlockingRequest { msn: 3, part: None }, now),
+        Decision::Wait
+    );
     assert_eq!(p.poll_timeout(), Some(now + Duration::from_secs(6)));
     p.handle_timeout(now + Duration::from_secs(5));
     assert_eq!(p.poll_ready(), None);
@@ -187,13 +252,30 @@ fn hinted_part_request() {
     assert_eq!(p.handle_part_request(1, 1, now), Decision::Ready);
     assert_eq!(p.handle_part_request(2, 2, now), Decision::Wait);
     assert_eq!(p.handle_part_request(3, 3, now), Decision::NotFound);
-    p.handle_part(18_000, false, 1, 6);
+    p.handle_part(PartInfo {
+        duration: 18_000,
+        independent: false,
+        bytes: 1,
+        video_samples: 6,
+        audio: None,
+        audio_bytes: 0,
+    });
     assert_eq!(p.poll_ready(), Some((2, Outcome::Ready)));
     assert_eq!(p.handle_part_request(4, 3, now), Decision::Wait);
     p.handle_end();
     assert_eq!(p.poll_ready(), Some((4, Outcome::Gone)));
     // After the end, directives are ignored.
-    assert_eq!(p.handle_blocking_request(5, BlockingRequest { msn: 99, part: Some(0) }, now), Decision::Ready);
+    assert_eq!(
+        p.handle_blocking_request(
+            5,
+            BlockingRequest {
+                msn: 99,
+                part: Some(0)
+            },
+            now
+        ),
+        Decision::Ready
+    );
 }
 
 #[test]
@@ -201,9 +283,26 @@ fn cancelled_waiters_are_forgotten() {
     let mut p = pl();
     let now = Instant::now();
     segment(&mut p, 1, false);
-    assert_eq!(p.handle_blocking_request(1, BlockingRequest { msn: 0, part: Some(1) }, now), Decision::Wait);
+    assert_eq!(
+        p.handle_blocking_request(
+            1,
+            BlockingRequest {
+                msn: 0,
+                part: Some(1)
+            },
+            now
+        ),
+        Decision::Wait
+    );
     p.cancel(1);
-    p.handle_part(18_000, false, 1, 6);
+    p.handle_part(PartInfo {
+        duration: 18_000,
+        independent: false,
+        bytes: 1,
+        video_samples: 6,
+        audio: None,
+        audio_bytes: 0,
+    });
     assert_eq!(p.poll_ready(), None);
     assert_eq!(p.poll_timeout(), None);
 }
@@ -246,7 +345,7 @@ proptest! {
                         let msn = p.next_msn;
                         p.handle_segment_start(false, 0, msn * 180_000, 90_000);
                     }
-                    p.handle_part(18_000, false, 100, 6);
+                    p.handle_part(PartInfo { duration: 18_000, independent: false, bytes: 100, video_samples: 6, audio: None, audio_bytes: 0 });
                 }
                 Op::EndSegment => { p.handle_segment_end(); }
                 Op::Request { ahead_msn, part } => {

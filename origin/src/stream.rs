@@ -23,7 +23,10 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::cmaf::TrackSet;
 use crate::fragmenter::{FragmentEvent, Fragmenter, FragmenterConfig, InitSegment};
-use crate::playlist::{BlockingRequest, Decision, Names, Outcome, Playlist, PlaylistConfig, WaiterId, epoch_ms};
+use crate::playlist::{
+    BlockingRequest, Decision, Names, Outcome, PartInfo, Playlist, PlaylistConfig, WaiterId,
+    epoch_ms,
+};
 
 /// Origin settings.
 #[derive(Debug, Clone)]
@@ -62,8 +65,16 @@ pub struct OriginMetrics {
 
 impl OriginMetrics {
     pub fn register(&self, reg: &mut Metrics) {
-        reg.register("glasscast_parts_produced", "LL-HLS parts produced", self.parts_produced.clone());
-        reg.register("glasscast_segments_produced", "Segments produced", self.segments_produced.clone());
+        reg.register(
+            "glasscast_parts_produced",
+            "LL-HLS parts produced",
+            self.parts_produced.clone(),
+        );
+        reg.register(
+            "glasscast_segments_produced",
+            "Segments produced",
+            self.segments_produced.clone(),
+        );
         reg.register(
             "glasscast_packaging_errors",
             "Media the packager could not write",
@@ -74,12 +85,19 @@ impl OriginMetrics {
             "HTTP requests by kind and result",
             self.http_requests.clone(),
         );
-        reg.register("glasscast_media_bytes_out", "Media bytes served", self.media_bytes_out.clone());
+        reg.register(
+            "glasscast_media_bytes_out",
+            "Media bytes served",
+            self.media_bytes_out.clone(),
+        );
     }
 
     pub fn request(&self, kind: &str, result: &str) {
         self.http_requests
-            .get_or_create(&vec![("kind".into(), kind.into()), ("result".into(), result.into())])
+            .get_or_create(&vec![
+                ("kind".into(), kind.into()),
+                ("result".into(), result.into()),
+            ])
             .inc();
     }
 }
@@ -90,20 +108,57 @@ pub enum MediaName {
     Init(u32),
     Part(u64),
     Segment(u64),
+    /// Single-track init for DASH.
+    TrackInit(u32, TrackKind),
+    /// Single-track segment for DASH, cut from the muxed parts on request.
+    TrackSegment(u64, TrackKind),
+}
+
+/// Which track of a muxed stream a DASH file carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrackKind {
+    Video,
+    Audio,
+}
+
+impl TrackKind {
+    fn from_char(c: char) -> Option<Self> {
+        match c {
+            'v' => Some(TrackKind::Video),
+            'a' => Some(TrackKind::Audio),
+            _ => None,
+        }
+    }
 }
 
 impl MediaName {
-    /// Parses `{prefix}-init{n}.mp4`, `{prefix}-p{n}.m4s`, `{prefix}-s{n}.m4s`.
+    /// Parses `{prefix}-init{n}.mp4`, `{prefix}-p{n}.m4s`, `{prefix}-s{n}.m4s`, and the DASH
+    /// single-track names `{prefix}-init{n}v.mp4`, `{prefix}-v{n}.m4s` (and `a` for audio).
     pub fn parse(prefix: &str, name: &str) -> Option<Self> {
+        let digits = |s: &str| -> Option<u64> {
+            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
+        };
         let rest = name.strip_prefix(prefix)?.strip_prefix('-')?;
-        if let Some(n) = rest.strip_prefix("init").and_then(|r| r.strip_suffix(".mp4")) {
-            return n.parse().ok().map(MediaName::Init);
+        if let Some(n) = rest
+            .strip_prefix("init")
+            .and_then(|r| r.strip_suffix(".mp4"))
+        {
+            if let Some(id) = digits(n) {
+                return u32::try_from(id).ok().map(MediaName::Init);
+            }
+            let kind = TrackKind::from_char(n.chars().last()?)?;
+            let id = u32::try_from(digits(&n[..n.len() - 1])?).ok()?;
+            return Some(MediaName::TrackInit(id, kind));
         }
         let body = rest.strip_suffix(".m4s")?;
-        if let Some(n) = body.strip_prefix('p') {
-            return n.parse().ok().map(MediaName::Part);
+        let mut chars = body.chars();
+        let tag = chars.next()?;
+        let n = digits(chars.as_str())?;
+        match tag {
+            'p' => Some(MediaName::Part(n)),
+            's' => Some(MediaName::Segment(n)),
+            other => TrackKind::from_char(other).map(|k| MediaName::TrackSegment(n, k)),
         }
-        body.strip_prefix('s')?.parse().ok().map(MediaName::Segment)
     }
 }
 
@@ -112,7 +167,8 @@ struct State {
     inits: HashMap<u32, Arc<InitSegment>>,
     current_init: Option<u32>,
     parts: HashMap<u64, Bytes>,
-    segments: HashMap<u64, Vec<u64>>,
+    /// Complete segments still fetchable: init id and part numbers.
+    segments: HashMap<u64, (u32, Vec<u64>)>,
     open_parts: Vec<u64>,
     retired: VecDeque<u64>,
     ast_ms: Option<i64>,
@@ -312,9 +368,48 @@ impl OriginStream {
             MediaName::Segment(msn) => st
                 .segments
                 .get(&msn)?
+                .1
                 .iter()
                 .map(|i| st.parts.get(i).cloned())
                 .collect::<Option<Vec<_>>>()?,
+            MediaName::TrackInit(id, kind) => {
+                let tracks = &st.inits.get(&id)?.tracks;
+                let single = match kind {
+                    TrackKind::Video => TrackSet {
+                        video: tracks.video.clone(),
+                        audio: None,
+                    },
+                    TrackKind::Audio => TrackSet {
+                        video: None,
+                        audio: tracks.audio.clone(),
+                    },
+                };
+                if single.video.is_none() && single.audio.is_none() {
+                    return None;
+                }
+                vec![crate::cmaf::write_init(&single).ok()?]
+            }
+            MediaName::TrackSegment(msn, kind) => {
+                let (init_id, parts) = st.segments.get(&msn)?;
+                let tracks = &st.inits.get(init_id)?.tracks;
+                let track_id = match kind {
+                    TrackKind::Video => tracks.video_track_id()?,
+                    TrackKind::Audio => tracks.audio_track_id()?,
+                };
+                let mut chunks = Vec::new();
+                for i in parts {
+                    let part = st.parts.get(i)?;
+                    match crate::cmaf::extract_track(part, track_id, 1) {
+                        Ok(Some(pair)) => chunks.extend(pair),
+                        Ok(None) => {}
+                        Err(_) => return None,
+                    }
+                }
+                if chunks.is_empty() {
+                    return None;
+                }
+                chunks
+            }
         };
         Some(MediaBytes { chunks, kind: name })
     }
@@ -334,26 +429,29 @@ impl OriginStream {
             }
             FragmentEvent::Part(p) => {
                 let len = p.data.len() as u64;
-                if let Some(idx) = st.playlist.handle_part(
-                    p.duration,
-                    p.independent,
-                    len,
-                    u64::from(p.video_samples),
-                ) {
+                if let Some(idx) = st.playlist.handle_part(PartInfo {
+                    duration: p.duration,
+                    independent: p.independent,
+                    bytes: len,
+                    video_samples: u64::from(p.video_samples),
+                    audio: p.audio,
+                    audio_bytes: p.audio_bytes,
+                }) {
                     st.parts.insert(idx, p.data);
                     st.open_parts.push(idx);
                     metrics.parts_produced.inc();
                 }
             }
             FragmentEvent::SegmentEnd => {
+                let init_id = st.playlist.open_segment().map(|s| s.init_id);
                 if let Some((msn, evicted)) = st.playlist.handle_segment_end() {
                     let parts = std::mem::take(&mut st.open_parts);
-                    st.segments.insert(msn, parts);
+                    st.segments.insert(msn, (init_id.unwrap_or(0), parts));
                     metrics.segments_produced.inc();
                     st.retired.extend(evicted);
                     while st.retired.len() > self.extra_segments {
                         if let Some(old) = st.retired.pop_front()
-                            && let Some(parts) = st.segments.remove(&old)
+                            && let Some((_, parts)) = st.segments.remove(&old)
                         {
                             for p in parts {
                                 st.parts.remove(&p);
@@ -405,7 +503,12 @@ impl Origin {
     /// Packages every stream the registry starts from now on.
     /// Packages every stream the registry starts from now on. After `shutdown`, ended
     /// streams are no longer kept for late viewers, so the packager tasks finish at once.
-    pub fn attach(self: &Arc<Self>, registry: &Registry, tasks: TaskTracker, shutdown: CancellationToken) {
+    pub fn attach(
+        self: &Arc<Self>,
+        registry: &Registry,
+        tasks: TaskTracker,
+        shutdown: CancellationToken,
+    ) {
         let origin = Arc::downgrade(self);
         registry.on_new_stream(move |stream| {
             if let Some(origin) = origin.upgrade() {
@@ -414,7 +517,12 @@ impl Origin {
         });
     }
 
-    fn start_packager(self: &Arc<Self>, stream: &Arc<Stream>, tasks: &TaskTracker, shutdown: CancellationToken) {
+    fn start_packager(
+        self: &Arc<Self>,
+        stream: &Arc<Stream>,
+        tasks: &TaskTracker,
+        shutdown: CancellationToken,
+    ) {
         let rx = stream.subscribe(self.cfg.queue_capacity);
         let os = Arc::new(OriginStream::new(
             stream.path.clone(),
@@ -513,13 +621,33 @@ mod tests {
 
     #[test]
     fn media_names() {
-        assert_eq!(MediaName::parse("ab", "ab-init3.mp4"), Some(MediaName::Init(3)));
-        assert_eq!(MediaName::parse("ab", "ab-p17.m4s"), Some(MediaName::Part(17)));
-        assert_eq!(MediaName::parse("ab", "ab-s5.m4s"), Some(MediaName::Segment(5)));
+        assert_eq!(
+            MediaName::parse("ab", "ab-init3.mp4"),
+            Some(MediaName::Init(3))
+        );
+        assert_eq!(
+            MediaName::parse("ab", "ab-p17.m4s"),
+            Some(MediaName::Part(17))
+        );
+        assert_eq!(
+            MediaName::parse("ab", "ab-s5.m4s"),
+            Some(MediaName::Segment(5))
+        );
         assert_eq!(MediaName::parse("ab", "cd-s5.m4s"), None);
         assert_eq!(MediaName::parse("ab", "ab-s5.mp4"), None);
         assert_eq!(MediaName::parse("ab", "ab-x5.m4s"), None);
         assert_eq!(MediaName::parse("ab", "ab-p-1.m4s"), None);
         assert_eq!(MediaName::parse("ab", "ab-s.m4s"), None);
+        assert_eq!(
+            MediaName::parse("ab", "ab-init2v.mp4"),
+            Some(MediaName::TrackInit(2, TrackKind::Video))
+        );
+        assert_eq!(
+            MediaName::parse("ab", "ab-a9.m4s"),
+            Some(MediaName::TrackSegment(9, TrackKind::Audio))
+        );
+        assert_eq!(MediaName::parse("ab", "ab-initv.mp4"), None);
+        assert_eq!(MediaName::parse("ab", "ab-init2x.mp4"), None);
+        assert_eq!(MediaName::parse("ab", "ab-s+5.m4s"), None);
     }
 }

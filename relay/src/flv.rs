@@ -63,8 +63,8 @@ impl TagParser {
             return Ok(None);
         }
         // SI24 composition time offset.
-        let cts = ((i32::from(tag[2]) << 24) | (i32::from(tag[3]) << 16) | (i32::from(tag[4]) << 8))
-            >> 8;
+        let cts =
+            ((i32::from(tag[2]) << 24) | (i32::from(tag[3]) << 16) | (i32::from(tag[4]) << 8)) >> 8;
         match tag[1] {
             0 => {
                 let record = tag.slice(5..);
@@ -148,7 +148,21 @@ mod tests {
     ];
 
     fn avc_seq_header() -> Bytes {
-        let mut t = vec![0x17, 0, 0, 0, 0, 1, 100, 0, 31, 0xff, 0xe1, 0, SPS.len() as u8];
+        let mut t = vec![
+            0x17,
+            0,
+            0,
+            0,
+            0,
+            1,
+            100,
+            0,
+            31,
+            0xff,
+            0xe1,
+            0,
+            SPS.len() as u8,
+        ];
         t.extend_from_slice(&SPS);
         t.extend_from_slice(&[1, 0, 5, 104, 233, 123, 44, 139]);
         Bytes::from(t)

@@ -49,7 +49,10 @@ pub fn parse_record(rec: &[u8]) -> Result<AvcRecord, AvcError> {
     if num_sps == 0 {
         return Err(AvcError::NoSps);
     }
-    let sps_len = usize::from(u16::from_be_bytes([rec[6], *rec.get(7).ok_or(AvcError::Truncated)?]));
+    let sps_len = usize::from(u16::from_be_bytes([
+        rec[6],
+        *rec.get(7).ok_or(AvcError::Truncated)?,
+    ]));
     let sps = rec.get(8..8 + sps_len).ok_or(AvcError::Truncated)?;
     let (width, height) = sps_dimensions(sps)?;
     Ok(AvcRecord {

@@ -151,14 +151,18 @@ mod tests {
         }
         // The slow one got 4, then dropped until the keyframe at 10, which did not fit
         // either (queue still full), so it is still lagging.
-        let got: Vec<u32> = std::iter::from_fn(|| slow.try_recv().ok()).filter_map(|m| dts(&m)).collect();
+        let got: Vec<u32> = std::iter::from_fn(|| slow.try_recv().ok())
+            .filter_map(|m| dts(&m))
+            .collect();
         assert_eq!(got, vec![0, 1, 2, 3]);
         assert_eq!(hub.dropped(), 16);
         // Now that it drained, the next keyframe resyncs it.
         for i in 20..25 {
             hub.publish(frame(i, i == 20));
         }
-        let got: Vec<u32> = std::iter::from_fn(|| slow.try_recv().ok()).filter_map(|m| dts(&m)).collect();
+        let got: Vec<u32> = std::iter::from_fn(|| slow.try_recv().ok())
+            .filter_map(|m| dts(&m))
+            .collect();
         assert_eq!(got, vec![20, 21, 22, 23]);
     }
 

@@ -135,23 +135,31 @@ pub async fn serve(
         let _ = socket.set_nodelay(true);
         let id = next_id.fetch_add(1, Ordering::Relaxed);
         let span = info_span!("rtmp", conn = id, peer = %peer);
-        let (registry, cfg, metrics, shutdown) =
-            (registry.clone(), cfg.clone(), metrics.clone(), shutdown.clone());
+        let (registry, cfg, metrics, shutdown) = (
+            registry.clone(),
+            cfg.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        );
         tasks.spawn(
             async move {
                 metrics.connections.inc();
                 metrics.active_connections.inc();
                 let result = match cfg.tls.clone() {
                     Some(acceptor) => {
-                        match tokio::time::timeout(cfg.read_timeout, acceptor.accept(socket)).await {
+                        match tokio::time::timeout(cfg.read_timeout, acceptor.accept(socket)).await
+                        {
                             Ok(Ok(tls)) => {
-                                run_connection(tls, peer, &registry, &cfg, &metrics, &shutdown).await
+                                run_connection(tls, peer, &registry, &cfg, &metrics, &shutdown)
+                                    .await
                             }
                             Ok(Err(e)) => Err(ConnError::Io(e)),
                             Err(_) => Err(ConnError::Timeout(cfg.read_timeout)),
                         }
                     }
-                    None => run_connection(socket, peer, &registry, &cfg, &metrics, &shutdown).await,
+                    None => {
+                        run_connection(socket, peer, &registry, &cfg, &metrics, &shutdown).await
+                    }
                 };
                 metrics.active_connections.dec();
                 match result {
@@ -260,9 +268,10 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
             metrics.bytes_in.inc_by(input.len() as u64);
             // rml_rtmp panics on some legal-but-unusual and on some malformed input; a panic
             // must cost this connection only.
-            let results = std::panic::catch_unwind(AssertUnwindSafe(|| session.handle_input(&input)))
-                .map_err(|_| ConnError::Panic)?
-                .map_err(ConnError::Session)?;
+            let results =
+                std::panic::catch_unwind(AssertUnwindSafe(|| session.handle_input(&input)))
+                    .map_err(|_| ConnError::Panic)?
+                    .map_err(ConnError::Session)?;
             conn.handle_results(&mut session, results, &mut out)?;
         }
         if !out.is_empty() {
@@ -309,9 +318,9 @@ impl Conn<'_> {
         ev: ServerSessionEvent,
     ) -> Result<Vec<ServerSessionResult>, ConnError> {
         match ev {
-            ServerSessionEvent::ConnectionRequested { request_id, .. } => {
-                session.accept_request(request_id).map_err(ConnError::Session)
-            }
+            ServerSessionEvent::ConnectionRequested { request_id, .. } => session
+                .accept_request(request_id)
+                .map_err(ConnError::Session),
             ServerSessionEvent::PublishStreamRequested {
                 request_id,
                 app_name,
@@ -372,7 +381,11 @@ impl Conn<'_> {
         stream_key: &str,
     ) -> Result<Vec<ServerSessionResult>, ConnError> {
         if self.publisher.is_some() {
-            return self.reject(session, request_id, "this connection is already publishing".into());
+            return self.reject(
+                session,
+                request_id,
+                "this connection is already publishing".into(),
+            );
         }
         let target = match PublishTarget::from_rtmp(app_name, stream_key) {
             Ok(t) => t,
@@ -389,7 +402,9 @@ impl Conn<'_> {
                 );
                 self.publisher = Some(p);
                 self.metrics.active_streams.inc();
-                session.accept_request(request_id).map_err(ConnError::Session)
+                session
+                    .accept_request(request_id)
+                    .map_err(ConnError::Session)
             }
             Err(e @ PublishError::AlreadyPublishing(_)) => {
                 warn!(stream = %target.path, "rejected second publisher: path is already live");

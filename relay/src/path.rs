@@ -172,7 +172,10 @@ mod tests {
 
     #[test]
     fn bad_shapes() {
-        assert_eq!(PublishTarget::from_rtmp("live", "s"), Err(PathError::Shape(2)));
+        assert_eq!(
+            PublishTarget::from_rtmp("live", "s"),
+            Err(PathError::Shape(2))
+        );
         assert_eq!(PublishTarget::from_rtmp("app", "u/s"), Err(PathError::App));
         assert_eq!(
             PublishTarget::from_rtmp("live", "%ff/s"),

@@ -1,0 +1,278 @@
+//! Shared helpers for whole-program tests: an in-process server on port 0, real ffmpeg
+//! publishers and readers, a small HTTP client, and polling with deadlines.
+#![allow(dead_code)]
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use glasscast::config::{self, Overrides};
+use glasscast::server::Server;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::process::{Child, Command};
+
+/// Fails loudly when a tool the tests need is missing (never skips).
+pub fn require(tool: &str) {
+    let ok = std::process::Command::new(tool)
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(
+        ok,
+        "`{tool}` is required by this test and was not found; install it (Debian: apt-get install ffmpeg) \
+         or run the README's test command, which installs it"
+    );
+}
+
+/// Starts the server in-process on 127.0.0.1 port 0 with the given env-style settings.
+pub async fn start(settings: &[(&str, &str)]) -> Server {
+    require("ffmpeg");
+    let mut env: Vec<(String, String)> = vec![
+        ("GLASSCAST_RTMP_LISTEN".into(), "127.0.0.1:0".into()),
+        ("GLASSCAST_HTTP_LISTEN".into(), "127.0.0.1:0".into()),
+    ];
+    env.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let cfg = config::load(None, env, &Overrides::default()).expect("valid test config");
+    init_tracing();
+    Server::start(&cfg).await.expect("server starts")
+}
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// What ffmpeg should publish.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub video: Option<(u32, u32, u32)>, // width, height, fps
+    pub audio: bool,
+    /// Keyframe interval in frames (1 = all-intra).
+    pub gop: u32,
+    pub bframes: u32,
+    pub seconds: f64,
+}
+
+impl Source {
+    pub fn normal(seconds: f64) -> Self {
+        Self {
+            video: Some((640, 360, 30)),
+            audio: true,
+            gop: 60,
+            bframes: 0,
+            seconds,
+        }
+    }
+
+    /// Frames of video this source produces.
+    pub fn video_frames(&self) -> u64 {
+        self.video.map_or(0, |(_, _, fps)| {
+            (self.seconds * f64::from(fps)).round() as u64
+        })
+    }
+
+    /// AAC frames this source produces (44.1 kHz, 1024 samples each).
+    pub fn audio_frames(&self) -> u64 {
+        if self.audio {
+            (self.seconds * 44100.0 / 1024.0).round() as u64
+        } else {
+            0
+        }
+    }
+}
+
+/// Starts `ffmpeg -re` publishing `src` to `url`.
+pub fn publish(src: &Source, url: &str) -> Child {
+    let mut c = Command::new("ffmpeg");
+    c.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"]);
+    if let Some((w, h, fps)) = src.video {
+        c.args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=size={w}x{h}:rate={fps}"),
+        ]);
+    }
+    if src.audio {
+        c.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"]);
+    }
+    c.args(["-t", &src.seconds.to_string()]);
+    if src.video.is_some() {
+        c.args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            &src.gop.to_string(),
+            "-bf",
+            &src.bframes.to_string(),
+        ]);
+        if src.bframes > 0 {
+            // zerolatency disables B-frames; turn them back on explicitly.
+            c.args([
+                "-x264-params",
+                &format!("bframes={}:b-adapt=0", src.bframes),
+            ]);
+        }
+    } else {
+        c.arg("-vn");
+    }
+    if src.audio {
+        c.args(["-c:a", "aac", "-b:a", "64k", "-ac", "1"]);
+    } else {
+        c.arg("-an");
+    }
+    c.args(["-f", "flv", url]);
+    c.stdin(Stdio::null()).kill_on_drop(true);
+    c.spawn().expect("ffmpeg starts")
+}
+
+pub fn rtmp_url(server: &Server, path: &str) -> String {
+    format!("rtmp://{}/{path}", server.rtmp_addr)
+}
+
+pub fn http_url(server: &Server, path: &str) -> String {
+    format!("http://{}/{path}", server.http_addr)
+}
+
+/// Polls `f` every 20 ms until it returns `Some`, or panics after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A plain HTTP/1.1 GET.
+pub async fn get(url: &str) -> (u16, hyper::HeaderMap, Bytes) {
+    get_with(url, &[]).await
+}
+
+pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> (u16, hyper::HeaderMap, Bytes) {
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut req = hyper::Request::get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = client
+        .request(req.body(Empty::new()).expect("request"))
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    (status, headers, body)
+}
+
+pub async fn get_text(url: &str) -> (u16, String) {
+    let (s, _, b) = get(url).await;
+    (s, String::from_utf8_lossy(&b).into_owned())
+}
+
+/// Waits until the media playlist at `base` has EXT-X-ENDLIST.
+pub async fn wait_ended(base: &str, timeout: Duration) -> String {
+    eventually("EXT-X-ENDLIST", timeout, || async {
+        let (s, t) = get_text(&format!("{base}/media.m3u8")).await;
+        (s == 200 && t.contains("#EXT-X-ENDLIST")).then_some(t)
+    })
+    .await
+}
+
+/// Decodes `url` with ffmpeg and counts decoded frames per stream type.
+/// Returns (video frames, audio frames, stderr).
+pub async fn decode(url: &str) -> (u64, u64, String) {
+    let out = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            url,
+            "-map",
+            "0",
+            "-f",
+            "framecrc",
+            "-",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("ffmpeg runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "ffmpeg failed on {url}: {stderr}");
+    // framecrc lines: "stream_index, dts, pts, duration, size, crc"; stream types from ffprobe.
+    let kinds = stream_kinds(url).await;
+    let (mut v, mut a) = (0, 0);
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some(idx) = line
+            .split(',')
+            .next()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+        else {
+            continue;
+        };
+        match kinds.get(idx).map(String::as_str) {
+            Some("video") => v += 1,
+            Some("audio") => a += 1,
+            _ => {}
+        }
+    }
+    (v, a, stderr)
+}
+
+async fn stream_kinds(url: &str) -> Vec<String> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type",
+            "-of",
+            "csv=p=0",
+            url,
+        ])
+        .output()
+        .await
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// Asserts `got` is within 2% of `want`.
+pub fn within_2pct(what: &str, got: u64, want: u64) {
+    let tol = (want as f64 * 0.02).ceil() as u64;
+    assert!(
+        got.abs_diff(want) <= tol,
+        "{what}: decoded {got}, published {want} (tolerance {tol})"
+    );
+}
