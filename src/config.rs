@@ -427,3 +427,20 @@ mod tests {
         assert!(errs[0].starts_with("f.toml:"));
     }
 }
+
+#[cfg(test)]
+mod readme {
+    /// The README's configuration reference lists every key with its default.
+    #[test]
+    fn readme_documents_every_key() {
+        let readme = include_str!("../README.md");
+        for (section, key, default, _) in super::KEYS {
+            let row = if default.is_empty() {
+                format!("| `{section}.{key}` | |")
+            } else {
+                format!("| `{section}.{key}` | `{default}` |")
+            };
+            assert!(readme.contains(&row), "README is missing {row}");
+        }
+    }
+}
