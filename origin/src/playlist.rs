@@ -143,12 +143,16 @@ pub enum Outcome {
     Gone,
 }
 
-/// Sort key of a playlist position: (msn, part), where a whole segment is `u64::MAX`.
+/// A part's position in the playlist: (msn, part index within the segment).
 type Position = (u64, u64);
 
 #[derive(Debug)]
 enum WaitKey {
-    Playlist(Position),
+    /// `_HLS_msn` + `_HLS_part`: a part at or after this position.
+    Position(Position),
+    /// `_HLS_msn` alone: segment msn complete.
+    Segment(u64),
+    /// The preload-hinted part, by global number.
     Part(u64),
 }
 
@@ -167,7 +171,8 @@ pub struct Playlist {
     ended: bool,
     /// Largest rounded segment duration seen; never decreases.
     target_duration: u64,
-    playlist_waiters: BTreeMap<Position, Vec<WaiterId>>,
+    position_waiters: BTreeMap<Position, Vec<WaiterId>>,
+    segment_waiters: BTreeMap<u64, Vec<WaiterId>>,
     part_waiters: BTreeMap<u64, Vec<WaiterId>>,
     deadlines: BTreeMap<(Instant, WaiterId), ()>,
     waiting: HashMap<WaiterId, (Instant, WaitKey)>,
@@ -193,7 +198,8 @@ impl Playlist {
             current_init: None,
             ended: false,
             target_duration,
-            playlist_waiters: BTreeMap::new(),
+            position_waiters: BTreeMap::new(),
+            segment_waiters: BTreeMap::new(),
             part_waiters: BTreeMap::new(),
             deadlines: BTreeMap::new(),
             waiting: HashMap::new(),
@@ -343,7 +349,16 @@ impl Playlist {
         });
         let pos = (seg.msn, seg.parts.len() as u64 - 1);
         self.changed();
-        self.wake_playlist_waiters(pos);
+        let ready: Vec<Position> = self
+            .position_waiters
+            .range(..=pos)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in ready {
+            for id in self.position_waiters.remove(&k).unwrap_or_default() {
+                self.finish(id, Outcome::Ready);
+            }
+        }
         self.wake_part_waiters(index);
         Some(index)
     }
@@ -365,7 +380,16 @@ impl Playlist {
             }
         }
         self.changed();
-        self.wake_playlist_waiters((msn, u64::MAX));
+        let ready: Vec<u64> = self
+            .segment_waiters
+            .range(..=msn)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in ready {
+            for id in self.segment_waiters.remove(&k).unwrap_or_default() {
+                self.finish(id, Outcome::Ready);
+            }
+        }
         Some((msn, evicted))
     }
 
@@ -378,10 +402,13 @@ impl Playlist {
         self.handle_segment_end();
         self.ended = true;
         self.changed();
-        for (_, ids) in std::mem::take(&mut self.playlist_waiters) {
-            for id in ids {
-                self.finish(id, Outcome::Ready);
-            }
+        let held: Vec<WaiterId> = std::mem::take(&mut self.position_waiters)
+            .into_values()
+            .chain(std::mem::take(&mut self.segment_waiters).into_values())
+            .flatten()
+            .collect();
+        for id in held {
+            self.finish(id, Outcome::Ready);
         }
         for (_, ids) in std::mem::take(&mut self.part_waiters) {
             for id in ids {
@@ -392,25 +419,13 @@ impl Playlist {
 
     // ---- requests ----
 
-    /// The furthest position that exists: (msn, part index) of the last part, or
-    /// (msn, MAX) when the last thing that happened was a segment completing.
-    fn position(&self) -> Option<Position> {
-        match &self.open {
-            Some(s) if !s.parts.is_empty() => Some((s.msn, s.parts.len() as u64 - 1)),
-            _ => self.segments.back().map(|s| (s.msn, u64::MAX)),
-        }
-    }
-
-    fn satisfied(&self, want: Position) -> bool {
-        self.position().is_some_and(|have| have >= want)
-    }
-
-    fn want_of(req: BlockingRequest) -> Position {
-        match req.part {
-            // A segment "exists" once it is complete.
-            None => (req.msn, u64::MAX),
-            Some(p) => (req.msn, p),
-        }
+    /// Position of the newest part.
+    fn last_part(&self) -> Option<Position> {
+        self.open
+            .iter()
+            .chain(self.segments.back())
+            .find(|s| !s.parts.is_empty())
+            .map(|s| (s.msn, s.parts.len() as u64 - 1))
     }
 
     /// A playlist request with `_HLS_msn` (and maybe `_HLS_part`).
@@ -431,21 +446,30 @@ impl Playlist {
                 "_HLS_msn is more than two segments ahead of the playlist",
             );
         }
-        let mut want = Self::want_of(req);
-        // A part index past the end of a complete segment means the first part of the next.
-        if let Some(p) = req.part
-            && let Some(seg) = self.segments.iter().find(|s| s.msn == req.msn)
-            && p >= seg.parts.len() as u64
-        {
-            want = (req.msn + 1, 0);
-        }
-        if self.satisfied(want) {
-            return Decision::Ready;
-        }
-        self.playlist_waiters.entry(want).or_default().push(id);
+        // A part index past the end of a segment is satisfied by the next segment's first
+        // part: positions compare as (msn, part) pairs. A segment completing is not a part.
+        let key = match req.part {
+            Some(p) => {
+                if self.last_part().is_some_and(|have| have >= (req.msn, p)) {
+                    return Decision::Ready;
+                }
+                self.position_waiters
+                    .entry((req.msn, p))
+                    .or_default()
+                    .push(id);
+                WaitKey::Position((req.msn, p))
+            }
+            None => {
+                if self.segments.back().is_some_and(|s| s.msn >= req.msn) {
+                    return Decision::Ready;
+                }
+                self.segment_waiters.entry(req.msn).or_default().push(id);
+                WaitKey::Segment(req.msn)
+            }
+        };
         let deadline = now + self.blocking_timeout();
         self.deadlines.insert((deadline, id), ());
-        self.waiting.insert(id, (deadline, WaitKey::Playlist(want)));
+        self.waiting.insert(id, (deadline, key));
         Decision::Wait
     }
 
@@ -469,7 +493,8 @@ impl Playlist {
         if let Some((deadline, key)) = self.waiting.remove(&id) {
             self.deadlines.remove(&(deadline, id));
             let list = match key {
-                WaitKey::Playlist(p) => self.playlist_waiters.get_mut(&p),
+                WaitKey::Position(p) => self.position_waiters.get_mut(&p),
+                WaitKey::Segment(m) => self.segment_waiters.get_mut(&m),
                 WaitKey::Part(i) => self.part_waiters.get_mut(&i),
             };
             if let Some(list) = list {
@@ -508,19 +533,6 @@ impl Playlist {
         if let Some((deadline, _)) = self.waiting.remove(&id) {
             self.deadlines.remove(&(deadline, id));
             self.ready.push_back((id, outcome));
-        }
-    }
-
-    fn wake_playlist_waiters(&mut self, have: Position) {
-        let ready: Vec<Position> = self
-            .playlist_waiters
-            .range(..=have)
-            .map(|(k, _)| *k)
-            .collect();
-        for k in ready {
-            for id in self.playlist_waiters.remove(&k).unwrap_or_default() {
-                self.finish(id, Outcome::Ready);
-            }
         }
     }
 

@@ -415,3 +415,26 @@ fn bandwidth_and_frame_rate_are_measured() {
     assert_eq!(p.peak_bandwidth(), 40_000);
     assert_eq!(p.frame_rate(), Some(30.0));
 }
+
+#[test]
+fn segment_end_does_not_release_a_part_waiter() {
+    let mut p = pl();
+    let now = Instant::now();
+    segment(&mut p, 3, false);
+    // Waiting for part 3 of segment 0; the segment then closes with only 3 parts.
+    assert_eq!(
+        p.handle_blocking_request(
+            1,
+            BlockingRequest {
+                msn: 0,
+                part: Some(3)
+            },
+            now
+        ),
+        Decision::Wait
+    );
+    p.handle_segment_end();
+    assert_eq!(p.poll_ready(), None, "no new part exists yet");
+    segment(&mut p, 1, false);
+    assert_eq!(p.poll_ready(), Some((1, Outcome::Ready)));
+}
