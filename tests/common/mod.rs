@@ -276,3 +276,82 @@ pub fn within_2pct(what: &str, got: u64, want: u64) {
         "{what}: decoded {got}, published {want} (tolerance {tol})"
     );
 }
+
+/// Parsed facts about a live media playlist.
+#[derive(Debug, Default, Clone)]
+pub struct LivePlaylist {
+    pub media_sequence: u64,
+    pub complete_segments: u64,
+    /// Parts listed after the last complete segment (the open segment).
+    pub open_parts: u64,
+    /// Wall-clock time (ms since epoch) at the end of the newest part or segment.
+    pub edge_pdt_ms: Option<i64>,
+    pub preload_hint: Option<String>,
+    pub discontinuities: usize,
+    pub ended: bool,
+}
+
+impl LivePlaylist {
+    /// msn of the segment in progress.
+    pub fn open_msn(&self) -> u64 {
+        self.media_sequence + self.complete_segments
+    }
+}
+
+pub fn attr<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let start = line.find(&format!("{name}="))? + name.len() + 1;
+    let rest = &line[start..];
+    if let Some(q) = rest.strip_prefix('"') {
+        q.split('"').next()
+    } else {
+        rest.split(',').next()
+    }
+}
+
+pub fn parse_live(text: &str) -> LivePlaylist {
+    let mut p = LivePlaylist::default();
+    let mut pdt: Option<i64> = None;
+    let mut since_pdt = 0.0f64;
+    let mut parts_since_inf = 0;
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
+            p.media_sequence = v.trim().parse().unwrap_or(0);
+        } else if let Some(v) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
+            let t = humantime::parse_rfc3339(v.trim()).expect("PDT is RFC 3339");
+            pdt = Some(
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .expect("after epoch")
+                    .as_millis() as i64,
+            );
+            since_pdt = 0.0;
+        } else if line.starts_with("#EXT-X-PART:") {
+            since_pdt += attr(line, "DURATION")
+                .and_then(|d| d.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            parts_since_inf += 1;
+        } else if let Some(v) = line.strip_prefix("#EXTINF:") {
+            p.complete_segments += 1;
+            parts_since_inf = 0;
+            let d: f64 = v.trim_end_matches(',').parse().unwrap_or(0.0);
+            // The segment's parts (if listed) already counted its duration.
+            since_pdt = d.max(since_pdt);
+        } else if line.starts_with("#EXT-X-PRELOAD-HINT:") {
+            p.preload_hint = attr(line, "URI").map(str::to_string);
+        } else if line == "#EXT-X-DISCONTINUITY" {
+            p.discontinuities += 1;
+        } else if line == "#EXT-X-ENDLIST" {
+            p.ended = true;
+        }
+        p.edge_pdt_ms = pdt.map(|t| t + (since_pdt * 1000.0).round() as i64);
+    }
+    p.open_parts = parts_since_inf;
+    p
+}
+
+/// ms since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after epoch")
+        .as_millis() as i64
+}

@@ -1,0 +1,278 @@
+//! LL-HLS behaviour against a live ffmpeg publisher: PDT, blocking reload timing, the 400/503
+//! rules, the hinted part, caching headers, reconnect grace, shutdown.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use relay::path::StreamPath;
+
+fn sp(user: &str, stream: &str) -> StreamPath {
+    StreamPath {
+        user_id: user.into(),
+        stream_id: stream.into(),
+    }
+}
+
+/// Waits until the stream has `n` complete segments and returns the playlist text.
+async fn wait_segments(base: &str, n: u64) -> String {
+    eventually("segments", Duration::from_secs(20), || async {
+        let (s, t) = get_text(&format!("{base}/media.m3u8")).await;
+        (s == 200 && parse_live(&t).complete_segments >= n).then_some(t)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pdt_tracks_wall_clock_and_blocking_reload_is_prompt() {
+    let server = start(&[]).await;
+    let _ff = publish(&Source::normal(30.0), &rtmp_url(&server, "live/pdt/s1"));
+    let base = http_url(&server, "live/pdt/s1");
+    wait_segments(&base, 1).await;
+
+    // PDT of the live edge stays within 1 s of the wall clock.
+    for _ in 0..10 {
+        let (_, text) = get_text(&format!("{base}/media.m3u8")).await;
+        let edge = parse_live(&text).edge_pdt_ms.expect("playlist has PDT");
+        let lag = now_ms() - edge;
+        assert!(
+            lag.abs() < 1000,
+            "live edge PDT is {lag} ms from the wall clock"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+
+    // A blocking request for the next part returns only once it exists, and promptly.
+    let os = server.origin.get(&sp("pdt", "s1")).expect("stream");
+    for _ in 0..5 {
+        let (_, text) = get_text(&format!("{base}/media.m3u8")).await;
+        let live = parse_live(&text);
+        let hint = live.preload_hint.clone().expect("preload hint");
+        let hinted: u64 = hint
+            .rsplit("-p")
+            .next()
+            .and_then(|s| s.strip_suffix(".m4s"))
+            .and_then(|s| s.parse().ok())
+            .expect("hint names a part");
+        // Watch the packager in-process to learn when the hinted part came to exist.
+        let appeared = Arc::new(std::sync::Mutex::new(None));
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let (os, appeared, stop) = (os.clone(), appeared.clone(), stop.clone());
+            tokio::spawn(async move {
+                loop {
+                    // Check once more after being told to stop: the response may have won the race.
+                    let stopping = stop.load(Ordering::Relaxed);
+                    if os.next_part_index() > hinted {
+                        *appeared.lock().unwrap() = Some(Instant::now());
+                        return;
+                    }
+                    if stopping {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            })
+        };
+        let url = format!(
+            "{base}/media.m3u8?_HLS_msn={}&_HLS_part={}",
+            live.open_msn(),
+            live.open_parts
+        );
+        let (status, blocked) = get_text(&url).await;
+        let answered = Instant::now();
+        stop.store(true, Ordering::Relaxed);
+        let _ = watcher.await;
+        assert_eq!(status, 200);
+        assert!(
+            blocked.contains(&hint),
+            "blocked response lacks the awaited part {hint}:\n{blocked}"
+        );
+        let appeared = appeared
+            .lock()
+            .unwrap()
+            .expect("part appeared while we waited");
+        let late = answered.saturating_duration_since(appeared);
+        assert!(
+            late < Duration::from_millis(200),
+            "answered {late:?} after the part existed"
+        );
+    }
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directive_errors_hinted_part_and_headers() {
+    let server = start(&[]).await;
+    let _ff = publish(&Source::normal(30.0), &rtmp_url(&server, "live/rules/s1"));
+    let base = http_url(&server, "live/rules/s1");
+    let text = wait_segments(&base, 1).await;
+    let live = parse_live(&text);
+
+    // msn far in the future: 400 at once.
+    let t0 = Instant::now();
+    let (s, _) = get_text(&format!(
+        "{base}/media.m3u8?_HLS_msn={}",
+        live.open_msn() + 5
+    ))
+    .await;
+    assert_eq!(s, 400);
+    assert!(t0.elapsed() < Duration::from_secs(1));
+    // _HLS_part without _HLS_msn: 400.
+    let (s, _) = get_text(&format!("{base}/media.m3u8?_HLS_part=1")).await;
+    assert_eq!(s, 400);
+
+    // The hinted part: the GET waits and then returns the complete part.
+    let (_, text) = get_text(&format!("{base}/media.m3u8")).await;
+    let hint = parse_live(&text).preload_hint.expect("hint");
+    let (s, h, body) = get(&format!("{base}/{hint}")).await;
+    assert_eq!(s, 200);
+    assert_eq!(&body[4..8], b"moof", "a complete part starts with moof");
+    assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
+    assert_eq!(h["access-control-allow-origin"], "*");
+    assert_eq!(h["content-length"], body.len().to_string().as_str());
+
+    // Range as ffmpeg and Varnish send it.
+    let (s, h, ranged) = get_with(&format!("{base}/{hint}"), &[("range", "bytes=0-")]).await;
+    assert_eq!(s, 206);
+    assert_eq!(ranged, body);
+    assert_eq!(
+        h["content-range"],
+        format!("bytes 0-{}/{}", body.len() - 1, body.len()).as_str()
+    );
+    let (s, _, ranged) = get_with(&format!("{base}/{hint}"), &[("range", "bytes=4-7")]).await;
+    assert_eq!((s, &ranged[..]), (206, &b"moof"[..]));
+
+    // Playlists: no-cache without directives, gzip when asked, never for media.
+    let (_, h, _) = get(&format!("{base}/media.m3u8")).await;
+    assert_eq!(h["cache-control"], "no-cache");
+    assert_eq!(h["content-type"], "application/vnd.apple.mpegurl");
+    let (_, h, _) = get_with(
+        &format!("{base}/media.m3u8"),
+        &[("accept-encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(h["content-encoding"], "gzip");
+    let (_, h, _) = get_with(&format!("{base}/{hint}"), &[("accept-encoding", "gzip")]).await;
+    assert!(h.get("content-encoding").is_none());
+    let (_, h, _) = get(&format!(
+        "{base}/media.m3u8?_HLS_msn={}",
+        live.open_msn().saturating_sub(1)
+    ))
+    .await;
+    assert_eq!(h["cache-control"], "public, max-age=2");
+
+    // Unknown things: 404 no-store, including other sessions' file names.
+    for path in [
+        "live/rules/nope/index.m3u8",
+        "live/rules/s1/deadbeef-s0.m4s",
+        "etc/passwd",
+        "live/rules/s1/../../x",
+    ] {
+        let (s, h, _) = get(&http_url(&server, path)).await;
+        assert_eq!(s, 404, "{path}");
+        assert_eq!(h["cache-control"], "no-store");
+    }
+
+    // Multivariant playlist.
+    let (s, mv) = get_text(&format!("{base}/index.m3u8")).await;
+    assert_eq!(s, 200);
+    assert!(
+        mv.contains("CODECS=\"avc1.")
+            && mv.contains("mp4a.40.2")
+            && mv.contains("RESOLUTION=640x360"),
+        "{mv}"
+    );
+    assert!(mv.contains("\nmedia.m3u8\n"));
+
+    let (s, t) = get_text(&http_url(&server, "healthz")).await;
+    assert_eq!((s, t.as_str()), (200, "ok\n"));
+    let (s, m) = get_text(&http_url(&server, "metrics")).await;
+    assert_eq!(s, 200);
+    for name in [
+        "glasscast_rtmp_connections_total",
+        "glasscast_active_streams",
+        "glasscast_ingest_bytes_total",
+        "glasscast_parts_produced_total",
+        "glasscast_http_requests_total{kind=\"playlist\",result=\"bad_request\"}",
+    ] {
+        assert!(m.contains(name), "metrics lack {name}:\n{m}");
+    }
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_within_grace_is_one_playlist_with_a_discontinuity() {
+    let server = start(&[
+        ("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "5000"),
+        ("GLASSCAST_HLS_WINDOW_SEGMENTS", "100"),
+    ])
+    .await;
+    let url = rtmp_url(&server, "live/glasses%40example.com/cell");
+    let base = http_url(&server, "live/glasses%40example.com/cell");
+    let src = Source::normal(4.0);
+    assert!(publish(&src, &url).wait().await.unwrap().success());
+    // The publisher is gone; within the grace period the playlist stays open.
+    let (_, text) = get_text(&format!("{base}/media.m3u8")).await;
+    assert!(
+        !parse_live(&text).ended,
+        "ended during the grace period:\n{text}"
+    );
+    assert!(publish(&src, &url).wait().await.unwrap().success());
+    let text = wait_ended(&base, Duration::from_secs(15)).await;
+    let live = parse_live(&text);
+    assert_eq!(live.discontinuities, 1, "{text}");
+    assert_eq!(live.media_sequence, 0);
+    // One stream, both publishes, decodable end to end.
+    let (v, a, errors) = decode(&format!("{base}/index.m3u8")).await;
+    assert!(errors.trim().is_empty(), "{errors}");
+    within_2pct("video frames", v, 2 * src.video_frames());
+    within_2pct("audio frames", a, 2 * src.audio_frames());
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_publisher_is_rejected_and_first_continues() {
+    let server = start(&[]).await;
+    let url = rtmp_url(&server, "live/dup/s");
+    let _first = publish(&Source::normal(20.0), &url);
+    let base = http_url(&server, "live/dup/s");
+    wait_segments(&base, 1).await;
+    let second = publish(&Source::normal(3.0), &url).wait().await.unwrap();
+    assert!(!second.success(), "the second publisher must be refused");
+    let before = parse_live(&get_text(&format!("{base}/media.m3u8")).await.1);
+    wait_segments(&base, before.complete_segments + 1).await;
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_playlists() {
+    let server = start(&[]).await;
+    let _ff = publish(&Source::normal(30.0), &rtmp_url(&server, "live/bye/s"));
+    let base = http_url(&server, "live/bye/s");
+    wait_segments(&base, 1).await;
+    let origin = server.origin.clone();
+    // A blocked request is answered by the shutdown, not left hanging.
+    let (_, text) = get_text(&format!("{base}/media.m3u8")).await;
+    let blocked = tokio::spawn(get_text(
+        format!(
+            "{base}/media.m3u8?_HLS_msn={}",
+            parse_live(&text).open_msn() + 1
+        )
+        .leak(),
+    ));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    server.shutdown(Duration::from_secs(5)).await;
+    let os = origin.get(&sp("bye", "s")).expect("stream kept");
+    assert!(os.is_ended());
+    assert!(String::from_utf8_lossy(&os.media_playlist(false)).ends_with("#EXT-X-ENDLIST\n"));
+    let (s, t) = tokio::time::timeout(Duration::from_secs(5), blocked)
+        .await
+        .expect("answered")
+        .unwrap();
+    assert_eq!(s, 200);
+    assert!(t.contains("#EXT-X-ENDLIST"));
+}
