@@ -276,3 +276,105 @@ async fn shutdown_ends_playlists() {
     assert_eq!(s, 200);
     assert!(t.contains("#EXT-X-ENDLIST"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_updates_parts_equal_segments_head_and_preflight() {
+    // 1 s segments so CAN-SKIP-UNTIL (6 target durations) is reached quickly.
+    let server = start(&[("GLASSCAST_HLS_SEGMENT_TARGET_MS", "1000")]).await;
+    let _ff = publish(
+        &Source {
+            gop: 30,
+            ..Source::normal(30.0)
+        },
+        &rtmp_url(&server, "live/delta/s"),
+    );
+    let base = http_url(&server, "live/delta/s");
+    let full = wait_segments(&base, 9).await;
+    assert!(full.contains("CAN-SKIP-UNTIL=6.0"), "{full}");
+
+    let (s, delta) = get_text(&format!("{base}/media.m3u8?_HLS_skip=YES")).await;
+    assert_eq!(s, 200);
+    let skipped: u64 = delta
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-SKIP:SKIPPED-SEGMENTS="))
+        .expect("delta update has EXT-X-SKIP")
+        .parse()
+        .unwrap();
+    assert!(skipped >= 2, "{delta}");
+    let d = parse_live(&delta);
+    let f = parse_live(&full);
+    assert_eq!(d.media_sequence, f.media_sequence);
+    assert!(d.complete_segments + skipped >= f.complete_segments);
+    let (s, v2) = get_text(&format!("{base}/media.m3u8?_HLS_skip=v2")).await;
+    assert_eq!(s, 200);
+    assert!(v2.contains("#EXT-X-SKIP:"));
+
+    // The parts listed for a complete segment, concatenated, are that segment, byte for byte.
+    let (_, text) = get_text(&format!("{base}/media.m3u8")).await;
+    let mut parts = Vec::new();
+    let mut checked = 0;
+    for line in text.lines() {
+        if line.starts_with("#EXT-X-PART:") {
+            parts.push(attr(line, "URI").unwrap().to_string());
+        } else if line.ends_with(".m4s") && !line.starts_with('#') {
+            if !parts.is_empty() {
+                let mut joined = Vec::new();
+                for p in &parts {
+                    joined.extend_from_slice(&get(&format!("{base}/{p}")).await.2);
+                }
+                let (s, _, seg) = get(&format!("{base}/{line}")).await;
+                assert_eq!(s, 200);
+                assert_eq!(seg.len(), joined.len(), "{line}");
+                assert!(seg[..] == joined[..], "{line} differs from its parts");
+                checked += 1;
+            }
+            parts.clear();
+        }
+    }
+    assert!(checked >= 2, "checked {checked} segments:\n{text}");
+
+    // HEAD: headers and length, no body.
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let req = hyper::Request::head(format!("{base}/media.m3u8"))
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-length"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
+    use http_body_util::BodyExt;
+    assert!(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .is_empty()
+    );
+
+    // CORS preflight from a browser player.
+    let req = hyper::Request::options(format!("{base}/media.m3u8"))
+        .header("origin", "https://player.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "range")
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+    assert!(
+        resp.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("Range")
+    );
+    server.shutdown(Duration::from_secs(5)).await;
+}
