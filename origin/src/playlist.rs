@@ -603,11 +603,16 @@ impl Playlist {
         if skipped > 0 {
             let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
         }
-        // Parts are listed only for segments near the live edge (last 3 target durations).
+        // Parts are listed only near the live edge: for segments that start within three
+        // target durations of the end, and for at most the last three segments. The segment in
+        // progress always counts as one of them, even before its first part, because the
+        // preload hint belongs to it (strict parsers such as hls-parser count it that way).
         let parts_from = total - 3.0 * td as f64;
+        let parts_from_index = self.segments.len().saturating_sub(2);
         let mut elapsed = 0.0;
         let mut last_init = None;
         for (i, s) in all.iter().enumerate() {
+            let seg_start = elapsed;
             elapsed += s.duration();
             if i < skipped {
                 last_init = Some(s.init_id);
@@ -622,7 +627,7 @@ impl Playlist {
             }
             let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", format_pdt(s.pdt_ms));
             let is_open = self.open.as_ref().is_some_and(|o| o.msn == s.msn);
-            if (is_open || elapsed > parts_from) && !self.ended {
+            if i >= parts_from_index && seg_start >= parts_from - 1e-9 && !self.ended {
                 for p in &s.parts {
                     let _ = writeln!(
                         out,

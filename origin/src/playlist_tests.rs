@@ -103,8 +103,13 @@ fn window_is_bounded_and_old_parts_disappear() {
     assert_eq!(p.first_msn(), 18);
     let text = String::from_utf8(p.render(false).to_vec()).unwrap();
     assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:18\n"));
-    // Parts only for the last three target durations (3 segments of 2 s).
-    assert_eq!(text.matches("#EXT-X-PART:").count(), 30);
+    // Parts only for the last two complete segments: the live edge (preload hint) is the third.
+    assert_eq!(text.matches("#EXT-X-PART:").count(), 20);
+    segment(&mut p, 2, false);
+    // With a segment in progress, still the last two complete ones and the open one.
+    let text = String::from_utf8(p.render(false).to_vec()).unwrap();
+    assert_eq!(text.matches("#EXT-X-PART:").count(), 22);
+    assert!(!text.contains("abc-p270.m4s\""), "{text}");
 }
 
 #[test]
