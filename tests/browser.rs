@@ -1,0 +1,128 @@
+//! Real players in real Chromium (Debian `chromium`, driven by `playwright-core`): hls.js in
+//! low-latency mode plays the live stream with about a second of publish-to-viewer latency, and
+//! hls-parser in strict mode accepts every playlist shape the origin serves.
+//! The npm packages live in `tests/browser` (`npm ci` there; `scripts/test` does it).
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::*;
+use tokio::process::Command;
+
+fn browser_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/hls.js").exists()
+            && dir.join("node_modules/playwright-core").exists(),
+        "npm packages missing: run `npm ci --prefix tests/browser` (scripts/test does)"
+    );
+    dir
+}
+
+async fn node(script: &str, args: &[String]) -> serde_json::Value {
+    require_node_and_chromium();
+    let out = Command::new("node")
+        .arg(browser_dir().join(script))
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{script} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn require_node_and_chromium() {
+    let ok = |cmd: &str| {
+        std::process::Command::new(cmd)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    assert!(ok("node"), "`node` is required (Debian: nodejs)");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "Chromium is required at {chromium} (Debian: chromium; scripts/test installs it)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hlsjs_low_latency_and_strict_playlists() {
+    let server = start(&[]).await;
+    let _ff = publish(
+        &Source::normal(60.0),
+        &rtmp_url(&server, "live/viewer%40example.com/ll"),
+    );
+    let base = http_url(&server, "live/viewer%40example.com/ll");
+    eventually("two segments", Duration::from_secs(20), || async {
+        let (s, t) = get_text(&format!("{base}/media.m3u8")).await;
+        (s == 200 && parse_live(&t).complete_segments >= 2).then_some(())
+    })
+    .await;
+
+    // hls-parser (strict) accepts the multivariant, full, delta and blocking playlists.
+    let (_, text) = get_text(&format!("{base}/media.m3u8")).await;
+    let live = parse_live(&text);
+    let urls = vec![
+        format!("{base}/index.m3u8"),
+        format!("{base}/media.m3u8"),
+        format!("{base}/media.m3u8?_HLS_skip=YES"),
+        format!(
+            "{base}/media.m3u8?_HLS_msn={}&_HLS_part={}",
+            live.open_msn(),
+            live.open_parts
+        ),
+    ];
+    let lint = node("lint.mjs", &urls).await;
+    for r in lint.as_array().expect("array") {
+        assert_eq!(r["ok"], true, "hls-parser rejected a playlist: {r}");
+    }
+
+    // hls.js plays it live in Chromium.
+    let seconds = 12;
+    let r = node(
+        "hlsjs.mjs",
+        &[format!("{base}/index.m3u8"), seconds.to_string()],
+    )
+    .await;
+    assert_eq!(
+        r["supported"], true,
+        "MSE/H.264 unsupported in this Chromium: {r}"
+    );
+    assert!(r["fatal"].is_null(), "hls.js fatal error: {r}");
+    assert_eq!(r["pageErrors"].as_array().map(Vec::len), Some(0), "{r}");
+    assert_eq!(r["lowLatencyMode"], true);
+    let decoded = r["decodedFrames"].as_u64().unwrap_or(0);
+    assert!(
+        decoded > (seconds * 30 / 2) as u64,
+        "only {decoded} frames decoded: {r}"
+    );
+    let mut lat: Vec<f64> = r["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["pdtLatency"].as_f64())
+        .collect();
+    assert!(lat.len() > 10, "too few latency samples: {r}");
+    lat.sort_by(f64::total_cmp);
+    let p50 = lat[lat.len() / 2];
+    let p95 = lat[lat.len() * 95 / 100];
+    eprintln!(
+        "hls.js publish-to-viewer latency (PDT): p50 {p50:.3} s, p95 {p95:.3} s, {decoded} frames decoded"
+    );
+    // About a second, not ten: generous bound for a loaded 2-core CI machine.
+    assert!(p50 < 2.5, "hls.js plays {p50:.2} s behind (p95 {p95:.2} s)");
+    server.shutdown(Duration::from_secs(5)).await;
+}
