@@ -223,6 +223,19 @@ async fn reconnect_within_grace_is_one_playlist_with_a_discontinuity() {
     );
     assert!(publish(&src, &url).wait().await.unwrap().success());
     let text = wait_ended(&base, Duration::from_secs(15)).await;
+    // The (cached) gzipped playlist is the same playlist.
+    for _ in 0..2 {
+        let (_, h, gz) = get_with(
+            &format!("{base}/media.m3u8"),
+            &[("accept-encoding", "gzip")],
+        )
+        .await;
+        assert_eq!(h["content-encoding"], "gzip");
+        let mut unzipped = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut unzipped)
+            .unwrap();
+        assert_eq!(unzipped, text);
+    }
     let live = parse_live(&text);
     assert_eq!(live.discontinuities, 1, "{text}");
     assert_eq!(live.media_sequence, 0);

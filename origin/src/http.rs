@@ -400,12 +400,29 @@ async fn media_playlist(
         cache = CACHE_NONE;
     }
     m.request("playlist", result);
-    text_response(
+    let mut resp = text_response(
         os.media_playlist(d.skip),
         "application/vnd.apple.mpegurl",
         cache,
-        gzip,
-    )
+        false,
+    );
+    if gzip {
+        resp.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        *resp.body_mut() = Body::from(os.media_playlist_gzip(d.skip));
+    }
+    resp
+}
+
+/// Gzip (fast level) of a playlist or manifest.
+pub fn gzip(data: &[u8]) -> Bytes {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 3 + 64),
+        flate2::Compression::fast(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = enc.write_all(data);
+    Bytes::from(enc.finish().unwrap_or_default())
 }
 
 async fn media(
@@ -477,22 +494,11 @@ fn text_response(
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-    let compressed = gzip
-        .then(|| {
-            let mut enc = flate2::write::GzEncoder::new(
-                Vec::with_capacity(body.len() / 3),
-                flate2::Compression::fast(),
-            );
-            enc.write_all(&body).ok()?;
-            enc.finish().ok()
-        })
-        .flatten();
-    match compressed {
-        Some(z) => {
-            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            *r.body_mut() = Body::from(Bytes::from(z));
-        }
-        None => *r.body_mut() = Body::from(body),
+    if gzip {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        *r.body_mut() = Body::from(self::gzip(&body));
+    } else {
+        *r.body_mut() = Body::from(body);
     }
     r
 }
@@ -649,6 +655,19 @@ mod tests {
         assert_eq!(join(slice_chunks(&chunks, 2, 3)), b"cd");
         assert_eq!(join(slice_chunks(&chunks, 3, 6)), b"defg");
         assert_eq!(join(slice_chunks(&chunks, 8, 8)), b"i");
+    }
+
+    #[test]
+    fn gzip_round_trips() {
+        use std::io::Read as _;
+        let text = "#EXTM3U\n".repeat(100);
+        let z = gzip(text.as_bytes());
+        assert!(z.len() < text.len());
+        let mut out = String::new();
+        flate2::read::GzDecoder::new(&z[..])
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, text);
     }
 
     #[test]

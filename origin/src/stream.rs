@@ -173,6 +173,8 @@ struct State {
     retired: VecDeque<u64>,
     ast_ms: Option<i64>,
     waiters: HashMap<WaiterId, oneshot::Sender<Outcome>>,
+    /// Gzipped media playlists [full, delta], with the rendered text they were made from.
+    gzipped: [Option<(Bytes, Bytes)>; 2],
 }
 
 /// One stream as the origin serves it.
@@ -255,6 +257,7 @@ impl OriginStream {
                 retired: VecDeque::new(),
                 ast_ms: None,
                 waiters: HashMap::new(),
+                gzipped: [None, None],
             }),
             wake: Notify::new(),
             next_waiter: AtomicU64::new(1),
@@ -319,6 +322,26 @@ impl OriginStream {
     /// The media playlist text.
     pub fn media_playlist(&self, skip: bool) -> Bytes {
         self.lock().playlist.render(skip)
+    }
+
+    /// The media playlist gzipped. Every held request wakes on the same new part and wants
+    /// the same bytes, so it is compressed once per playlist change (outside the lock).
+    pub fn media_playlist_gzip(&self, skip: bool) -> Bytes {
+        let slot = usize::from(skip);
+        let plain = {
+            let mut st = self.lock();
+            let plain = st.playlist.render(skip);
+            if let Some((src, gz)) = &st.gzipped[slot]
+                && src.as_ptr() == plain.as_ptr()
+                && src.len() == plain.len()
+            {
+                return gz.clone();
+            }
+            plain
+        };
+        let gz = crate::http::gzip(&plain);
+        self.lock().gzipped[slot] = Some((plain, gz.clone()));
+        gz
     }
 
     /// The multivariant playlist, once the stream has tracks.
