@@ -27,7 +27,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use relay::path::StreamPath;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, debug, info_span};
 
 use crate::playlist::{BlockingRequest, Outcome};
 use crate::stream::{MediaBytes, MediaName, Origin, OriginStream, Wait};
@@ -112,18 +112,9 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
-        let (socket, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    warn!(error = %e, "http accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let Some((socket, peer)) = relay::net::accept(&listener, &shutdown, "http").await else {
+            break;
         };
-        let _ = socket.set_nodelay(true);
         let state = state.clone();
         let service = service_fn(move |req| {
             let state = state.clone();

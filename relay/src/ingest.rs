@@ -120,19 +120,9 @@ pub async fn serve(
 ) {
     let next_id = AtomicU64::new(1);
     loop {
-        let (socket, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    warn!(error = %e, "rtmp accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let Some((socket, peer)) = crate::net::accept(&listener, &shutdown, "rtmp").await else {
+            break;
         };
-        let _ = socket.set_nodelay(true);
         let id = next_id.fetch_add(1, Ordering::Relaxed);
         let span = info_span!("rtmp", conn = id, peer = %peer);
         let (registry, cfg, metrics, shutdown) = (

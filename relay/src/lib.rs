@@ -10,5 +10,6 @@ pub mod h264;
 pub mod hub;
 pub mod ingest;
 pub mod media;
+pub mod net;
 pub mod path;
 pub mod registry;
