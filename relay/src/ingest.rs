@@ -252,18 +252,9 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let mut out = Vec::new();
     conn.handle_results(&mut session, initial, &mut out)?;
-    let mut input = leftover;
+    // Bytes that arrived with the end of the handshake first, then whatever each read brings.
+    feed(&mut session, &mut conn, &mut out, &leftover)?;
     loop {
-        if !input.is_empty() {
-            metrics.bytes_in.inc_by(input.len() as u64);
-            // rml_rtmp panics on some legal-but-unusual and on some malformed input; a panic
-            // must cost this connection only.
-            let results =
-                std::panic::catch_unwind(AssertUnwindSafe(|| session.handle_input(&input)))
-                    .map_err(|_| ConnError::Panic)?
-                    .map_err(ConnError::Session)?;
-            conn.handle_results(&mut session, results, &mut out)?;
-        }
         if !out.is_empty() {
             io.write_all(&out).await?;
             out.clear();
@@ -276,9 +267,27 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
             _ = shutdown.cancelled() => return Ok(()),
             r = read_some(&mut io, &mut buf, cfg.read_timeout) => r?,
         };
-        input.clear();
-        input.extend_from_slice(&buf[..n]);
+        feed(&mut session, &mut conn, &mut out, &buf[..n])?;
     }
+}
+
+/// Hands received bytes to the RTMP session and handles what it raises.
+fn feed(
+    session: &mut ServerSession,
+    conn: &mut Conn<'_>,
+    out: &mut Vec<u8>,
+    input: &[u8],
+) -> Result<(), ConnError> {
+    if input.is_empty() {
+        return Ok(());
+    }
+    conn.metrics.bytes_in.inc_by(input.len() as u64);
+    // rml_rtmp panics on some legal-but-unusual and on some malformed input; a panic must
+    // cost this connection only.
+    let results = std::panic::catch_unwind(AssertUnwindSafe(|| session.handle_input(input)))
+        .map_err(|_| ConnError::Panic)?
+        .map_err(ConnError::Session)?;
+    conn.handle_results(session, results, out)
 }
 
 impl Conn<'_> {
