@@ -391,3 +391,46 @@ async fn delta_updates_parts_equal_segments_head_and_preflight() {
     );
     server.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_with_new_resolution_gets_a_new_map() {
+    let server = start(&[
+        ("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "5000"),
+        ("GLASSCAST_HLS_WINDOW_SEGMENTS", "100"),
+    ])
+    .await;
+    let url = rtmp_url(&server, "live/resize/s");
+    let base = http_url(&server, "live/resize/s");
+    let small = Source::normal(4.0);
+    let large = Source {
+        video: Some((1280, 720, 30)),
+        ..Source::normal(4.0)
+    };
+    assert!(publish(&small, &url).wait().await.unwrap().success());
+    assert!(publish(&large, &url).wait().await.unwrap().success());
+    let text = wait_ended(&base, Duration::from_secs(15)).await;
+    let maps: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-MAP:"))
+        .collect();
+    assert_eq!(maps.len(), 2, "{text}");
+    assert_ne!(maps[0], maps[1]);
+    let disc = text.find("#EXT-X-DISCONTINUITY\n").expect("discontinuity");
+    assert!(
+        disc < text.find(maps[1]).unwrap(),
+        "the new map follows the discontinuity"
+    );
+    let (v, a, errors) = decode(&format!("{base}/index.m3u8")).await;
+    assert!(errors.trim().is_empty(), "{errors}");
+    within_2pct(
+        "video frames",
+        v,
+        small.video_frames() + large.video_frames(),
+    );
+    within_2pct(
+        "audio frames",
+        a,
+        small.audio_frames() + large.audio_frames(),
+    );
+    server.shutdown(Duration::from_secs(5)).await;
+}

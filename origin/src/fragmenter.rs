@@ -136,6 +136,8 @@ struct Timeline {
 pub struct Fragmenter {
     cfg: FragmenterConfig,
     video_cfg: Option<Arc<AvcConfig>>,
+    /// SPS + PPS of `video_cfg`, length-prefixed, put in front of IDR samples that lack them.
+    param_sets: Bytes,
     audio_cfg: Option<Arc<AacConfig>>,
     /// Tracks of the current init segment; `None` until the stream (re)starts.
     active: Option<TrackSet>,
@@ -164,6 +166,7 @@ impl Fragmenter {
         Self {
             cfg,
             video_cfg: None,
+            param_sets: Bytes::new(),
             audio_cfg: None,
             active: None,
             last_tracks: None,
@@ -210,6 +213,9 @@ impl Fragmenter {
         match msg {
             MediaMessage::VideoConfig(c) => {
                 if self.video_cfg.as_deref().map(|v| &v.record) != Some(&c.record) {
+                    self.param_sets = relay::h264::parameter_sets(&c.record, c.nal_length_size)
+                        .map(Bytes::from)
+                        .unwrap_or_default();
                     self.video_cfg = Some(c);
                     self.config_changed()?;
                 }
@@ -385,12 +391,27 @@ impl Fragmenter {
                 self.end_segment();
             }
         }
+        // Parameter sets in-band at every IDR (identical to the init's, as avc1 requires):
+        // readers that keep a previous init's decoder configuration across an EXT-X-MAP
+        // change (ffmpeg) or join with a stale init still decode.
+        let nal_len = self.video_cfg.as_ref().map_or(4, |c| c.nal_length_size);
+        let data = if f.idr
+            && !self.param_sets.is_empty()
+            && !relay::h264::contains_nal(&f.data, nal_len, 7)
+        {
+            let mut d = Vec::with_capacity(self.param_sets.len() + f.data.len());
+            d.extend_from_slice(&self.param_sets);
+            d.extend_from_slice(&f.data);
+            Bytes::from(d)
+        } else {
+            f.data
+        };
         self.pending_video = Some(Sample {
             dts: t,
             duration: 0,
             cts: f.cts * (VIDEO_TIMESCALE / 1000) as i32,
             sync: f.idr,
-            data: f.data,
+            data,
         });
         Ok(())
     }

@@ -171,9 +171,31 @@ fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), EndOfData
     Ok(())
 }
 
-/// True when the length-prefixed access unit contains an IDR slice (NAL type 5).
-/// A malformed length prefix ends the scan and counts as "no IDR".
-pub fn contains_idr(au: &[u8], nal_length_size: u8) -> bool {
+/// The SPS and PPS NAL units of an AVCDecoderConfigurationRecord, each prefixed with a
+/// `nal_length_size`-byte length, ready to be put in front of an access unit.
+pub fn parameter_sets(rec: &[u8], nal_length_size: u8) -> Result<Vec<u8>, AvcError> {
+    let byte = |i: usize| rec.get(i).copied().ok_or(AvcError::Truncated);
+    let mut out = Vec::new();
+    let mut pos = 5;
+    // numOfSequenceParameterSets (low 5 bits), then numOfPictureParameterSets (8 bits).
+    for count_mask in [0x1f, 0xff] {
+        let count = byte(pos)? & count_mask;
+        pos += 1;
+        for _ in 0..count {
+            let len = usize::from(u16::from_be_bytes([byte(pos)?, byte(pos + 1)?]));
+            let nal = rec.get(pos + 2..pos + 2 + len).ok_or(AvcError::Truncated)?;
+            let prefix = (len as u32).to_be_bytes();
+            out.extend_from_slice(&prefix[4 - usize::from(nal_length_size.clamp(1, 4))..]);
+            out.extend_from_slice(nal);
+            pos += 2 + len;
+        }
+    }
+    Ok(out)
+}
+
+/// True when the length-prefixed access unit contains a NAL unit of type `nal_type`.
+/// A malformed length prefix ends the scan and counts as "not found".
+pub fn contains_nal(au: &[u8], nal_length_size: u8, nal_type: u8) -> bool {
     let n = usize::from(nal_length_size);
     let mut pos = 0;
     while pos + n < au.len() {
@@ -185,12 +207,18 @@ pub fn contains_idr(au: &[u8], nal_length_size: u8) -> bool {
         if len == 0 || pos + len > au.len() {
             return false;
         }
-        if au[pos] & 0x1f == 5 {
+        if au[pos] & 0x1f == nal_type {
             return true;
         }
         pos += len;
     }
     false
+}
+
+/// True when the length-prefixed access unit contains an IDR slice (NAL type 5).
+/// A malformed length prefix ends the scan and counts as "no IDR".
+pub fn contains_idr(au: &[u8], nal_length_size: u8) -> bool {
+    contains_nal(au, nal_length_size, 5)
 }
 
 #[cfg(test)]
@@ -236,6 +264,22 @@ mod tests {
     }
 
     #[test]
+    fn parameter_sets_are_length_prefixed() {
+        let mut rec = vec![1, 100, 0, 31, 0xff, 0xe1, 0, SPS_720P.len() as u8];
+        rec.extend_from_slice(&SPS_720P);
+        rec.extend_from_slice(&[1, 0, 5, 104, 233, 123, 44, 139]);
+        let ps = parameter_sets(&rec, 4).unwrap();
+        assert_eq!(&ps[..4], &[0, 0, 0, SPS_720P.len() as u8]);
+        assert_eq!(&ps[4..4 + SPS_720P.len()], &SPS_720P);
+        assert_eq!(
+            &ps[4 + SPS_720P.len()..],
+            &[0, 0, 0, 5, 104, 233, 123, 44, 139]
+        );
+        assert!(contains_nal(&ps, 4, 7) && contains_nal(&ps, 4, 8));
+        assert_eq!(parameter_sets(&rec[..12], 4), Err(AvcError::Truncated));
+    }
+
+    #[test]
     fn idr_detection() {
         let non_idr = [0, 0, 0, 2, 0x41, 0x9a];
         let sei_then_idr = [0, 0, 0, 2, 0x06, 0x05, 0, 0, 0, 2, 0x65, 0x88];
@@ -252,6 +296,7 @@ mod tests {
             let _ = sps_dimensions(&data);
             let _ = contains_idr(&data, 4);
             let _ = contains_idr(&data, 1);
+            let _ = parameter_sets(&data, 4);
         }
     }
 }
