@@ -270,14 +270,16 @@ async fn shutdown_ends_playlists() {
     let origin = server.origin.clone();
     // A blocked request is answered by the shutdown, not left hanging.
     let (_, text) = get_text(&format!("{base}/media.m3u8")).await;
-    let blocked = tokio::spawn(get_text(
-        format!(
-            "{base}/media.m3u8?_HLS_msn={}",
-            parse_live(&text).open_msn() + 1
-        )
-        .leak(),
-    ));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let url = format!(
+        "{base}/media.m3u8?_HLS_msn={}",
+        parse_live(&text).open_msn() + 1
+    );
+    let blocked = tokio::spawn(async move { get_text(&url).await });
+    let os = origin.get(&sp("bye", "s")).expect("stream");
+    eventually("the request to be held", Duration::from_secs(5), || async {
+        (os.held_requests() > 0).then_some(())
+    })
+    .await;
     server.shutdown(Duration::from_secs(5)).await;
     let os = origin.get(&sp("bye", "s")).expect("stream kept");
     assert!(os.is_ended());

@@ -373,6 +373,11 @@ impl OriginStream {
         ))
     }
 
+    /// Requests being held (blocking playlist reloads and hinted-part GETs).
+    pub fn held_requests(&self) -> usize {
+        self.lock().playlist.waiting()
+    }
+
     pub fn is_ended(&self) -> bool {
         self.lock().playlist.is_ended()
     }
