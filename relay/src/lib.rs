@@ -13,3 +13,4 @@ pub mod media;
 pub mod net;
 pub mod path;
 pub mod registry;
+pub mod restream;

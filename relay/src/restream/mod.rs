@@ -1,0 +1,3 @@
+//! Restreaming to RTMP/RTMPS destinations (YouTube, Twitch, any relay).
+
+pub mod supervisor;
