@@ -1,3 +1,5 @@
 //! Restreaming to RTMP/RTMPS destinations (YouTube, Twitch, any relay).
 
+pub mod destination;
+pub mod forwarder;
 pub mod supervisor;
