@@ -231,10 +231,10 @@ mod tests {
 
     fn times(out: &[Outgoing]) -> Vec<(char, u32)> {
         out.iter()
-            .filter_map(|o| match o {
-                Outgoing::Video { timestamp, .. } => Some(('v', *timestamp)),
-                Outgoing::Audio { timestamp, .. } => Some(('a', *timestamp)),
-                Outgoing::Metadata(_) => Some(('m', 0)),
+            .map(|o| match o {
+                Outgoing::Video { timestamp, .. } => ('v', *timestamp),
+                Outgoing::Audio { timestamp, .. } => ('a', *timestamp),
+                Outgoing::Metadata(_) => ('m', 0),
             })
             .collect()
     }
