@@ -6,6 +6,7 @@
 //! configs first. Every message it misses is counted.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
 
@@ -14,7 +15,8 @@ use crate::media::{AacConfig, AvcConfig, MediaMessage};
 struct Slot {
     tx: mpsc::Sender<MediaMessage>,
     lagging: bool,
-    dropped: u64,
+    /// Shared with the consumer so it can report its own losses.
+    dropped: Arc<AtomicU64>,
 }
 
 /// The consumers of one stream and the codec configs a late or resynced consumer needs.
@@ -34,17 +36,26 @@ impl Hub {
     /// Adds a consumer with a queue of `capacity` messages. It starts with the current codec
     /// configs and then waits for a keyframe, like a resynced consumer.
     pub fn subscribe(&mut self, capacity: usize) -> mpsc::Receiver<MediaMessage> {
+        self.subscribe_counted(capacity).0
+    }
+
+    /// Like [`Hub::subscribe`], also returning the count of messages this consumer missed.
+    pub fn subscribe_counted(
+        &mut self,
+        capacity: usize,
+    ) -> (mpsc::Receiver<MediaMessage>, Arc<AtomicU64>) {
         let (tx, rx) = mpsc::channel(capacity.max(4));
+        let dropped = Arc::new(AtomicU64::new(0));
         let mut slot = Slot {
             tx,
             lagging: false,
-            dropped: 0,
+            dropped: dropped.clone(),
         };
         if self.video_config.is_some() || self.audio_config.is_some() {
             self.send_configs(&mut slot);
         }
         self.slots.push(slot);
-        rx
+        (rx, dropped)
     }
 
     /// Number of live consumers.
@@ -83,7 +94,7 @@ impl Hub {
             if slot.lagging {
                 // Resync only at a keyframe, and only if the configs and the frame all fit.
                 if !keyframe || slot.tx.capacity() < 3 {
-                    slot.dropped += 1;
+                    slot.dropped.fetch_add(1, Ordering::Relaxed);
                     dropped += 1;
                     return true;
                 }
@@ -99,7 +110,7 @@ impl Hub {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     slot.lagging = true;
-                    slot.dropped += 1;
+                    slot.dropped.fetch_add(1, Ordering::Relaxed);
                     dropped += 1;
                     true
                 }
@@ -143,7 +154,7 @@ mod tests {
     fn slow_consumer_resyncs_at_keyframe_without_affecting_others() {
         let mut hub = Hub::new();
         let mut fast = hub.subscribe(64);
-        let mut slow = hub.subscribe(4);
+        let (mut slow, slow_dropped) = hub.subscribe_counted(4);
         for i in 0..20 {
             hub.publish(frame(i, i % 10 == 0));
             // The fast consumer keeps up.
@@ -156,6 +167,7 @@ mod tests {
             .collect();
         assert_eq!(got, vec![0, 1, 2, 3]);
         assert_eq!(hub.dropped(), 16);
+        assert_eq!(slow_dropped.load(Ordering::Relaxed), 16);
         // Now that it drained, the next keyframe resyncs it.
         for i in 20..25 {
             hub.publish(frame(i, i == 20));

@@ -66,6 +66,15 @@ impl Stream {
         self.lock().hub.subscribe(capacity)
     }
 
+    /// Like [`Stream::subscribe`], also returning the count of messages this consumer missed
+    /// because it fell behind.
+    pub fn subscribe_counted(
+        &self,
+        capacity: usize,
+    ) -> (mpsc::Receiver<MediaMessage>, Arc<AtomicU64>) {
+        self.lock().hub.subscribe_counted(capacity)
+    }
+
     pub fn bytes_in(&self) -> u64 {
         self.bytes_in.load(Ordering::Relaxed)
     }

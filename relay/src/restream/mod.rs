@@ -2,4 +2,5 @@
 
 pub mod destination;
 pub mod forwarder;
+pub mod pusher;
 pub mod supervisor;

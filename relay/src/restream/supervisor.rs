@@ -73,6 +73,10 @@ pub enum Failure {
     Network(String),
     /// The destination refused the publish (bad key, bad app): terminal.
     Rejected(String),
+    /// The destination closed the connection after accepting `connect` but before accepting
+    /// `publish`. Servers such as nginx-rtmp reject a bad key this way, without a status, but
+    /// a network fault looks the same once: retried once, terminal the second time in a row.
+    ClosedBeforePublish(String),
 }
 
 /// What the shell must do.
@@ -111,6 +115,8 @@ pub struct Supervisor {
     last_error: Option<String>,
     last_delay: Option<Duration>,
     reconnects: u64,
+    /// Consecutive `ClosedBeforePublish` failures.
+    closed_before_publish: u32,
     rng: Rng,
     actions: VecDeque<Action>,
 }
@@ -126,6 +132,7 @@ impl Supervisor {
             last_error: None,
             last_delay: None,
             reconnects: 0,
+            closed_before_publish: 0,
             rng: Rng(seed),
             actions: VecDeque::new(),
         }
@@ -173,6 +180,7 @@ impl Supervisor {
         if self.state == DestState::Connecting {
             self.state = DestState::Live;
             self.live_since = Some(now);
+            self.closed_before_publish = 0;
         }
     }
 
@@ -188,18 +196,35 @@ impl Supervisor {
         {
             self.failures = 0;
         }
-        match failure {
+        let (terminal, reason) = match failure {
             Failure::Rejected(reason) => {
-                self.last_error = Some(reason.clone());
-                self.state = DestState::Failed { reason };
+                self.closed_before_publish = 0;
+                (true, reason)
             }
             Failure::Network(reason) => {
-                self.last_error = Some(reason);
-                let delay = self.delay(self.failures);
-                self.failures = self.failures.saturating_add(1);
-                self.last_delay = Some(delay);
-                self.state = DestState::Backoff { until: now + delay };
+                self.closed_before_publish = 0;
+                (false, reason)
             }
+            Failure::ClosedBeforePublish(reason) => {
+                self.closed_before_publish += 1;
+                if self.closed_before_publish >= 2 {
+                    (
+                        true,
+                        format!("{reason} (twice in a row: treated as a rejection)"),
+                    )
+                } else {
+                    (false, reason)
+                }
+            }
+        };
+        self.last_error = Some(reason.clone());
+        if terminal {
+            self.state = DestState::Failed { reason };
+        } else {
+            let delay = self.delay(self.failures);
+            self.failures = self.failures.saturating_add(1);
+            self.last_delay = Some(delay);
+            self.state = DestState::Backoff { until: now + delay };
         }
     }
 
@@ -309,6 +334,27 @@ mod tests {
         // Stopping keeps the failure visible.
         s.handle_stop(now);
         assert!(matches!(s.state(), DestState::Failed { .. }));
+    }
+
+    #[test]
+    fn closed_before_publish_is_retried_once_then_terminal() {
+        let mut s = Supervisor::new(BackoffConfig::default(), 5);
+        let mut now = Instant::now();
+        s.handle_start(now);
+        assert_eq!(s.poll_action(), Some(Action::Connect { attempt: 1 }));
+        s.handle_failure(
+            now,
+            Failure::ClosedBeforePublish("closed after publish".into()),
+        );
+        now = s.poll_timeout().expect("retried once");
+        s.handle_timeout(now);
+        assert_eq!(s.poll_action(), Some(Action::Connect { attempt: 2 }));
+        s.handle_failure(
+            now,
+            Failure::ClosedBeforePublish("closed after publish".into()),
+        );
+        assert!(matches!(s.state(), DestState::Failed { .. }));
+        assert_eq!(s.poll_timeout(), None);
     }
 
     #[test]
