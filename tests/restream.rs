@@ -29,24 +29,36 @@ struct NginxRtmp {
 
 impl NginxRtmp {
     async fn start() -> Self {
+        Self::start_on(None).await
+    }
+
+    /// Starts on `port` (a restart on the same address), or on a free port.
+    async fn start_on(reuse: Option<(u16, tempfile::TempDir)>) -> Self {
         let module = Path::new("/usr/lib/nginx/modules/ngx_rtmp_module.so");
         assert!(
             module.exists(),
             "nginx-rtmp is required (Debian: nginx libnginx-mod-rtmp; scripts/test installs them)"
         );
-        let dir = tempfile::tempdir().unwrap();
-        // A free port: bind, read it, release, hand it to nginx.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let free_port = || {
+            // A free port: bind, read it, release, hand it to nginx.
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (port, dir) = reuse.unwrap_or_else(|| (free_port(), tempfile::tempdir().unwrap()));
+        let http_port = free_port();
         let d = dir.path().display();
+        // `live` records everything (appending across restarts); `deny` refuses every publish
+        // through on_publish -> 403, which is how nginx-rtmp rejects a bad stream key.
         let conf = format!(
             "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
              load_module {};\nevents {{}}\n\
+             http {{ access_log off; server {{ listen 127.0.0.1:{http_port}; location / {{ return 403; }} }} }}\n\
              rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
-               application live {{ live on; record all; record_path {d}; record_unique off; }} }} }}\n",
+               application live {{ live on; record all; record_path {d}; record_unique off; record_append on; }}\n\
+               application deny {{ live on; on_publish http://127.0.0.1:{http_port}/auth; }} }} }}\n",
             module.display()
         );
         std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
@@ -73,6 +85,15 @@ impl NginxRtmp {
         format!("rtmp://127.0.0.1:{}/live/{key}", self.port)
     }
 
+    /// Stops nginx and starts it again on the same port and directory.
+    async fn restart_after(mut self, down: Duration) -> Self {
+        let _ = self.child.kill().await;
+        let _ = self.child.wait().await;
+        tokio::time::sleep(down).await;
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        Self::start_on(Some((self.port, dir))).await
+    }
+
     fn recording(&self, key: &str) -> PathBuf {
         self.dir.path().join(format!("{key}.flv"))
     }
@@ -80,8 +101,73 @@ impl NginxRtmp {
 
 impl Drop for NginxRtmp {
     fn drop(&mut self) {
+        if std::env::var_os("GLASSCAST_TEST_NGINX_LOG").is_some() {
+            eprintln!(
+                "{}",
+                std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+            );
+        }
         let _ = self.child.start_kill();
     }
+}
+
+/// Pushes every new stream of `server` to `urls`; returns the pushers as they are created.
+fn restream_to(server: &glasscast::server::Server, urls: Vec<String>) -> Arc<Mutex<Vec<Pusher>>> {
+    let tasks = TaskTracker::new();
+    let mut cfg = PushConfig::new(&[]).unwrap();
+    // Fast retries so the tests do not wait for production backoff.
+    cfg.backoff.initial = Duration::from_millis(200);
+    cfg.backoff.max = Duration::from_secs(1);
+    cfg.write_timeout = Duration::from_secs(3);
+    // A short queue so a slow destination starts losing frames quickly.
+    cfg.queue_capacity = 64;
+    let cfg = Arc::new(cfg);
+    let pushers: Arc<Mutex<Vec<Pusher>>> = Arc::default();
+    let list = pushers.clone();
+    server.registry.on_new_stream(move |stream| {
+        for (i, url) in urls.iter().enumerate() {
+            let dest = Destination::parse(url).unwrap();
+            let p = pusher::spawn(
+                stream,
+                dest,
+                format!("dest-{i}"),
+                cfg.clone(),
+                i as u64,
+                &tasks,
+            );
+            list.lock().unwrap().push(p);
+        }
+    });
+    pushers
+}
+
+fn statuses(p: &Arc<Mutex<Vec<Pusher>>>) -> Vec<relay::restream::pusher::DestinationStatus> {
+    p.lock().unwrap().iter().map(Pusher::status).collect()
+}
+
+/// Publishes the fixture `loops + 1` times back to back with `-c copy`.
+async fn publish_fixture(server: &glasscast::server::Server, path: &str, loops: u32) {
+    let status = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostdin",
+            "-re",
+            "-stream_loop",
+            &loops.to_string(),
+            "-i",
+            FIXTURE,
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+        ])
+        .arg(rtmp_url(server, path))
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
 }
 
 /// Per-packet MD5s of one stream type (`v` or `a`), payload only (timestamps are rebased).
@@ -141,47 +227,9 @@ async fn packet_dts(file: &Path) -> Vec<i64> {
 async fn two_destinations_receive_the_stream_bit_identical() {
     let nginx = NginxRtmp::start().await;
     let server = start(&[("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "500")]).await;
-    let tasks = TaskTracker::new();
-    let cfg = Arc::new(PushConfig::new(&[]).unwrap());
-    let pushers: Arc<Mutex<Vec<Pusher>>> = Arc::default();
-    {
-        let (pushers, tasks, cfg) = (pushers.clone(), tasks.clone(), cfg.clone());
-        let urls = [nginx.url("dest-a"), nginx.url("dest-b")];
-        server.registry.on_new_stream(move |stream| {
-            for (i, url) in urls.iter().enumerate() {
-                let dest = Destination::parse(url).unwrap();
-                let p = pusher::spawn(
-                    stream,
-                    dest,
-                    format!("nginx-{i}"),
-                    cfg.clone(),
-                    i as u64,
-                    &tasks,
-                );
-                pushers.lock().unwrap().push(p);
-            }
-        });
-    }
+    let pushers = restream_to(&server, vec![nginx.url("dest-a"), nginx.url("dest-b")]);
     // Publish the committed fixture byte for byte (-c copy): it is the reference.
-    let status = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-nostdin",
-            "-re",
-            "-i",
-            FIXTURE,
-            "-c",
-            "copy",
-            "-f",
-            "flv",
-        ])
-        .arg(rtmp_url(&server, "live/restream/s"))
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success());
+    publish_fixture(&server, "live/restream/s", 0).await;
     // The stream ends after the grace period; the pushers close their connections cleanly.
     eventually("pushers stopped", Duration::from_secs(15), || async {
         let p = pushers.lock().unwrap();
@@ -228,5 +276,267 @@ async fn two_destinations_receive_the_stream_bit_identical() {
         assert!(errors.trim().is_empty(), "{key}: {errors}");
         assert_eq!(v, 120);
     }
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+/// Waits until every pusher has stopped (the stream ended) and returns their final status.
+async fn wait_stopped(
+    p: &Arc<Mutex<Vec<Pusher>>>,
+    n: usize,
+) -> Vec<relay::restream::pusher::DestinationStatus> {
+    eventually("pushers finished", Duration::from_secs(30), || async {
+        let s = statuses(p);
+        (s.len() == n
+            && s.iter()
+                .all(|s| matches!(s.state, DestState::Stopped | DestState::Failed { .. })))
+        .then_some(s)
+    })
+    .await
+}
+
+/// Waits until the recording for `key` holds `frames` video packets, then returns its hashes.
+async fn recorded_video(nginx: &NginxRtmp, key: &str, frames: usize) -> Vec<String> {
+    let rec = nginx.recording(key);
+    eventually("recording complete", Duration::from_secs(15), || async {
+        if !rec.exists() {
+            return None;
+        }
+        let h = packet_hashes(&rec, "v").await;
+        (h.len() >= frames).then_some(h)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_destination_is_reconnected_and_the_other_misses_nothing() {
+    let flaky = NginxRtmp::start().await;
+    let steady = NginxRtmp::start().await;
+    let server = start(&[("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "500")]).await;
+    let pushers = restream_to(&server, vec![flaky.url("k"), steady.url("k")]);
+    let publisher = tokio::spawn({
+        let url = rtmp_url(&server, "live/flaky/s");
+        async move {
+            Command::new("ffmpeg")
+                .args([
+                    "-hide_banner",
+                    "-loglevel",
+                    "error",
+                    "-nostdin",
+                    "-re",
+                    "-stream_loop",
+                    "2",
+                    "-i",
+                    FIXTURE,
+                    "-c",
+                    "copy",
+                    "-f",
+                    "flv",
+                    &url,
+                ])
+                .status()
+                .await
+                .unwrap()
+        }
+    });
+    eventually(
+        "both destinations live",
+        Duration::from_secs(10),
+        || async {
+            let s = statuses(&pushers);
+            (s.len() == 2
+                && s.iter()
+                    .all(|s| s.state == DestState::Live && s.bytes_sent > 100_000))
+            .then_some(())
+        },
+    )
+    .await;
+    let flaky = flaky.restart_after(Duration::from_millis(1500)).await;
+    eventually(
+        "flaky destination back",
+        Duration::from_secs(10),
+        || async {
+            let s = statuses(&pushers);
+            (s[0].state == DestState::Live && s[0].reconnects >= 1).then_some(())
+        },
+    )
+    .await;
+    assert!(publisher.await.unwrap().success());
+    let s = wait_stopped(&pushers, 2).await;
+    assert!(s[0].last_error.is_some(), "{:?}", s[0]);
+    assert_eq!(s[1].reconnects, 0, "{:?}", s[1]);
+    assert_eq!(s[1].dropped, 0);
+    // The steady destination got every frame of the three loops, byte for byte.
+    let source = packet_hashes(Path::new(FIXTURE), "v").await;
+    let expected: Vec<String> = source.iter().cycle().take(360).cloned().collect();
+    assert_eq!(recorded_video(&steady, "k", 360).await, expected);
+    // The flaky one resumed: its recording holds frames from after the restart.
+    assert!(flaky.recording("k").exists());
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_key_fails_without_retry_loops() {
+    let nginx = NginxRtmp::start().await;
+    let server = start(&[("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "500")]).await;
+    let bad = format!("rtmp://127.0.0.1:{}/deny/wrong-key", nginx.port);
+    let pushers = restream_to(&server, vec![bad, nginx.url("good")]);
+    publish_fixture(&server, "live/reject/s", 0).await;
+    let s = wait_stopped(&pushers, 2).await;
+    assert!(matches!(s[0].state, DestState::Failed { .. }), "{:?}", s[0]);
+    assert!(s[0].reconnects <= 1, "retried {} times", s[0].reconnects);
+    assert!(
+        !format!("{:?}", s[0]).contains("wrong-key"),
+        "key leaked: {:?}",
+        s[0]
+    );
+    assert_eq!(s[1].state, DestState::Stopped);
+    assert_eq!(recorded_video(&nginx, "good", 120).await.len(), 120);
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A TCP proxy that forwards client->upstream at most `bytes_per_sec`.
+async fn throttling_proxy(upstream: u16, bytes_per_sec: u64) -> u16 {
+    // A small receive buffer so the throttle is felt at once, as over a real slow link.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(32 * 1024).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(16).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let Ok(up) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else {
+                    return;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut ur, mut uw) = up.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut ur, &mut cw).await;
+                });
+                let mut buf = vec![0u8; 4096];
+                let start = tokio::time::Instant::now();
+                let mut sent = 0u64;
+                loop {
+                    let n = match cr.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    if uw.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                    sent += n as u64;
+                    // Pace to the rate (this is the throttle itself, not test synchronization).
+                    let due = start + Duration::from_secs_f64(sent as f64 / bytes_per_sec as f64);
+                    tokio::time::sleep_until(due).await;
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_destination_loses_frames_alone() {
+    let nginx = NginxRtmp::start().await;
+    let server = start(&[("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "500")]).await;
+    // The fixture is ~1.5 Mbit/s; allow a third of it.
+    let proxy = throttling_proxy(nginx.port, 60_000).await;
+    let slow = format!("rtmp://127.0.0.1:{proxy}/live/slow");
+    let pushers = restream_to(&server, vec![slow, nginx.url("fast")]);
+    let publisher = tokio::spawn({
+        let url = rtmp_url(&server, "live/throttle/s");
+        async move {
+            Command::new("ffmpeg")
+                .args([
+                    "-hide_banner",
+                    "-loglevel",
+                    "error",
+                    "-nostdin",
+                    "-re",
+                    "-stream_loop",
+                    "2",
+                    "-i",
+                    FIXTURE,
+                    "-c",
+                    "copy",
+                    "-f",
+                    "flv",
+                    &url,
+                ])
+                .status()
+                .await
+                .unwrap()
+        }
+    });
+    // Meanwhile the HLS output keeps its part cadence.
+    let os = eventually("packager", Duration::from_secs(10), || async {
+        server
+            .origin
+            .get(&relay::path::StreamPath {
+                user_id: "throttle".into(),
+                stream_id: "s".into(),
+            })
+            .filter(|o| o.next_part_index() > 0)
+    })
+    .await;
+    let mut worst = Duration::ZERO;
+    let (mut last, mut last_at) = (os.next_part_index(), std::time::Instant::now());
+    while !publisher.is_finished() {
+        let i = os.next_part_index();
+        if i != last {
+            worst = worst.max(last_at.elapsed());
+            (last, last_at) = (i, std::time::Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(publisher.await.unwrap().success());
+    assert!(
+        worst < Duration::from_millis(700),
+        "HLS parts stalled for {worst:?}"
+    );
+    let s = wait_stopped(&pushers, 2).await;
+    assert!(
+        s[0].dropped > 0,
+        "the throttled destination should have lost frames: {:?}",
+        s[0]
+    );
+    assert_eq!(s[1].dropped, 0, "{:?}", s[1]);
+    let source = packet_hashes(Path::new(FIXTURE), "v").await;
+    let expected: Vec<String> = source.iter().cycle().take(360).cloned().collect();
+    assert_eq!(
+        recorded_video(&nginx, "fast", 360).await,
+        expected,
+        "the fast destination missed frames"
+    );
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destinations_stay_connected_through_a_publisher_reconnect() {
+    let nginx = NginxRtmp::start().await;
+    let server = start(&[("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "3000")]).await;
+    let pushers = restream_to(&server, vec![nginx.url("grace")]);
+    publish_fixture(&server, "live/grace/s", 0).await;
+    assert_eq!(
+        statuses(&pushers)[0].state,
+        DestState::Live,
+        "still connected during the grace period"
+    );
+    publish_fixture(&server, "live/grace/s", 0).await;
+    let s = wait_stopped(&pushers, 1).await;
+    assert_eq!(
+        s[0].reconnects, 0,
+        "the destination connection was kept: {:?}",
+        s[0]
+    );
+    let source = packet_hashes(Path::new(FIXTURE), "v").await;
+    let expected: Vec<String> = source.iter().cycle().take(240).cloned().collect();
+    assert_eq!(recorded_video(&nginx, "grace", 240).await, expected);
+    let dts = packet_dts(&nginx.recording("grace")).await;
+    assert!(
+        dts.windows(2).all(|w| w[0] < w[1]),
+        "timestamps must keep increasing across the reconnect"
+    );
     server.shutdown(Duration::from_secs(5)).await;
 }

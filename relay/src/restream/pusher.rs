@@ -14,7 +14,7 @@ use rml_rtmp::sessions::{
 };
 use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
@@ -36,6 +36,10 @@ pub struct PushConfig {
     pub write_timeout: Duration,
     /// Media messages buffered for the destination before it starts losing frames.
     pub queue_capacity: usize,
+    /// Kernel send buffer of the destination socket. Bounded so a slow destination turns into
+    /// backpressure (and dropped frames at keyframe boundaries) within about a second instead
+    /// of megabytes of stale video queueing in the kernel.
+    pub send_buffer: u32,
     pub backoff: BackoffConfig,
     /// Roots for `rtmps://` destinations.
     pub tls: Arc<ClientConfig>,
@@ -58,7 +62,9 @@ impl PushConfig {
         Ok(Self {
             connect_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
-            queue_capacity: 1024,
+            // ~2.5 s of a 30 fps stream with audio.
+            queue_capacity: 512,
+            send_buffer: 256 * 1024,
             backoff: BackoffConfig::default(),
             tls: Arc::new(tls),
         })
@@ -248,6 +254,25 @@ async fn write_results(
     Ok(n)
 }
 
+/// Resolves and connects, with a bounded send buffer and TCP_NODELAY.
+async fn connect_tcp(host: &str, port: u16, send_buffer: u32) -> std::io::Result<TcpStream> {
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_send_buffer_size(send_buffer)?;
+        socket.set_nodelay(true)?;
+        match socket.connect(addr).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
 /// Connects, handshakes, and gets the publish accepted.
 async fn connect(
     dest: &Destination,
@@ -257,10 +282,9 @@ async fn connect(
     let tcp = io_timeout(
         t,
         "connect",
-        TcpStream::connect((dest.host.as_str(), dest.port)),
+        connect_tcp(&dest.host, dest.port, cfg.send_buffer),
     )
     .await?;
-    let _ = tcp.set_nodelay(true);
     let mut io: Box<dyn Io> = if dest.tls {
         let name = rustls::pki_types::ServerName::try_from(dest.host.clone())
             .map_err(|e| Failure::Rejected(format!("invalid TLS server name: {e}")))?;
@@ -321,6 +345,9 @@ async fn connect(
             .map_err(|e| Failure::Network(format!("rtmp: {e:?}")))?;
         let mut to_send = Vec::new();
         for r in results {
+            if let ClientSessionResult::RaisedEvent(e) = &r {
+                tracing::debug!(event = ?e, "rtmp event while connecting");
+            }
             match r {
                 ClientSessionResult::RaisedEvent(ClientSessionEvent::ConnectionRequestAccepted) => {
                     connected = true;
@@ -362,6 +389,7 @@ async fn connect(
         }
         write_results(&mut io, to_send, t).await?;
         let n = io_timeout(t, "waiting for publish", io.read(&mut buf)).await?;
+        tracing::debug!(bytes = n, connected, "read while connecting");
         if n == 0 {
             return Err(if connected {
                 Failure::ClosedBeforePublish(
