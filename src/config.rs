@@ -24,6 +24,9 @@ pub struct Config {
     pub window_segments: usize,
     pub ended_retention: Duration,
     pub reconnect_grace: Duration,
+    pub restream_rules: Vec<relay::restream::restreamer::StaticRule>,
+    /// Extra CA certificates (DER) for rtmps:// destinations.
+    pub restream_ca: Vec<Vec<u8>>,
     pub log_level: String,
 }
 
@@ -124,6 +127,18 @@ pub const KEYS: &[(&str, &str, &str, &str)] = &[
         "a publisher reconnecting within this continues the same stream",
     ),
     (
+        "restream",
+        "rules",
+        "",
+        "static destinations, `PATH_PREFIX -> rtmp[s]://host/app/key`, separated by `;`",
+    ),
+    (
+        "restream",
+        "ca_file",
+        "",
+        "extra PEM CA trusted for rtmps:// destinations (besides the webpki roots)",
+    ),
+    (
         "log",
         "level",
         "info",
@@ -222,6 +237,8 @@ pub fn load(
     let window_segments: usize = g.get("hls", "window_segments");
     let ended_retention_s: u64 = g.get("hls", "ended_retention_s");
     let grace_ms: u64 = g.get("stream", "reconnect_grace_ms");
+    let rules_text: String = g.get("restream", "rules");
+    let ca_file: String = g.get("restream", "ca_file");
     let log_level: String = g.get("log", "level");
 
     if !(50..=5000).contains(&part_ms) {
@@ -276,6 +293,35 @@ pub fn load(
         &http_key,
     );
 
+    let mut restream_rules = Vec::new();
+    for (i, rule) in rules_text
+        .split(';')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .enumerate()
+    {
+        match relay::restream::restreamer::StaticRule::parse(rule) {
+            Ok(r) => restream_rules.push(r),
+            // The rule text holds a stream key: report its position, not its content.
+            Err(e) => errors.push(format!("restream.rules: rule {}: {e}", i + 1)),
+        }
+    }
+    let mut restream_ca = Vec::new();
+    if !ca_file.is_empty() {
+        use rustls_pki_types::pem::PemObject;
+        match rustls_pki_types::CertificateDer::pem_file_iter(&ca_file) {
+            Ok(certs) => {
+                for c in certs {
+                    match c {
+                        Ok(c) => restream_ca.push(c.to_vec()),
+                        Err(e) => errors.push(format!("restream.ca_file: {ca_file}: {e}")),
+                    }
+                }
+            }
+            Err(e) => errors.push(format!("restream.ca_file: cannot read {ca_file}: {e}")),
+        }
+    }
+
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -291,6 +337,8 @@ pub fn load(
         window_segments,
         ended_retention: Duration::from_secs(ended_retention_s),
         reconnect_grace: Duration::from_millis(grace_ms),
+        restream_rules,
+        restream_ca,
         log_level,
     })
 }
@@ -419,6 +467,21 @@ mod tests {
             assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
         }
         assert_eq!(errs.len(), 6, "{all}");
+    }
+
+    #[test]
+    fn restream_rules() {
+        let e = env(&[(
+            "GLASSCAST_RESTREAM_RULES",
+            "live/a@b.c/ -> rtmp://yt.example/live2/K1; live/ -> rtmps://tw.example/app/K2",
+        )]);
+        let c = load(None, e, &Overrides::default()).unwrap();
+        assert_eq!(c.restream_rules.len(), 2);
+        assert_eq!(c.restream_rules[1].prefix, "live/");
+        let e = env(&[("GLASSCAST_RESTREAM_RULES", "live/ -> ftp://x/a/SECRET")]);
+        let errs = load(None, e, &Overrides::default()).unwrap_err();
+        assert!(errs[0].starts_with("restream.rules: rule 1:"), "{errs:?}");
+        assert!(!errs[0].contains("SECRET"));
     }
 
     #[test]

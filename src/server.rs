@@ -11,6 +11,8 @@ use origin::playlist::PlaylistConfig;
 use origin::stream::{Origin, OriginConfig, OriginMetrics};
 use relay::ingest::{IngestConfig, IngestMetrics};
 use relay::registry::Registry;
+use relay::restream::pusher::PushConfig;
+use relay::restream::restreamer::Restreamer;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
@@ -29,6 +31,7 @@ pub struct Server {
     pub http_addr: SocketAddr,
     pub registry: Arc<Registry>,
     pub origin: Arc<Origin>,
+    pub restreamer: Arc<Restreamer>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     http_task: tokio::task::JoinHandle<()>,
@@ -82,6 +85,14 @@ impl Server {
             origin_metrics,
         );
         origin.attach(&registry, tasks.clone(), shutdown.clone());
+        let push = PushConfig::new(&cfg.restream_ca).context("restream TLS roots")?;
+        let restreamer = Restreamer::new(
+            push,
+            cfg.restream_rules.clone(),
+            tasks.clone(),
+            std::process::id().into(),
+        );
+        restreamer.attach(&registry);
 
         let rtmp = TcpListener::bind(cfg.rtmp_listen)
             .await
@@ -148,6 +159,7 @@ impl Server {
             http_addr,
             registry,
             origin,
+            restreamer,
             shutdown,
             tasks,
             http_task,

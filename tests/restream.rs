@@ -540,3 +540,180 @@ async fn destinations_stay_connected_through_a_publisher_reconnect() {
     );
     server.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_rule_and_destinations_changed_in_place() {
+    use relay::restream::restreamer::DestinationSpec;
+    let nginx = NginxRtmp::start().await;
+    let rule = format!("live/rules%40example.com/ -> {}", nginx.url("from-rule"));
+    let server = start(&[
+        ("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "500"),
+        ("GLASSCAST_RESTREAM_RULES", &rule),
+    ])
+    .await;
+    let path = relay::path::StreamPath {
+        user_id: "rules@example.com".into(),
+        stream_id: "s".into(),
+    };
+    let publisher = tokio::spawn({
+        let url = rtmp_url(&server, "live/rules%40example.com/s");
+        async move {
+            Command::new("ffmpeg")
+                .args([
+                    "-hide_banner",
+                    "-loglevel",
+                    "error",
+                    "-nostdin",
+                    "-re",
+                    "-stream_loop",
+                    "2",
+                    "-i",
+                    FIXTURE,
+                    "-c",
+                    "copy",
+                    "-f",
+                    "flv",
+                    &url,
+                ])
+                .status()
+                .await
+                .unwrap()
+        }
+    });
+    let live = |n: usize| {
+        let (server, path) = (&server, &path);
+        async move {
+            let s = server.restreamer.statuses(path);
+            (s.len() == n
+                && s.iter()
+                    .all(|s| s.state == DestState::Live && s.bytes_sent > 0))
+            .then_some(s)
+        }
+    };
+    let s = eventually(
+        "the rule's destination live",
+        Duration::from_secs(10),
+        || live(1),
+    )
+    .await;
+    assert_eq!(
+        s[0].masked_url,
+        format!("rtmp://127.0.0.1:{}/live/***", nginx.port)
+    );
+    // The cloud (here: the test) adds a destination, then removes the first one.
+    let stream = server.registry.get(&path).expect("stream");
+    let a = DestinationSpec {
+        name: "rule".into(),
+        url: nginx.url("from-rule"),
+    };
+    let b = DestinationSpec {
+        name: "added".into(),
+        url: nginx.url("added"),
+    };
+    server
+        .restreamer
+        .set_destinations(&stream, vec![a.clone(), b.clone()]);
+    eventually("both live", Duration::from_secs(10), || live(2)).await;
+    server.restreamer.set_destinations(&stream, vec![b]);
+    let s = eventually("only the added one", Duration::from_secs(10), || live(1)).await;
+    assert_eq!(s[0].name, "added");
+    assert!(publisher.await.unwrap().success());
+    assert_eq!(stream.publishes(), 1, "the publisher was never disturbed");
+    // The removed destination's connection was closed cleanly: nginx finalized its recording
+    // with a partial stream; the added one started at a keyframe and decodes.
+    let rule_frames = recorded_video(&nginx, "from-rule", 1).await.len();
+    assert!(
+        rule_frames < 360,
+        "from-rule kept receiving after removal: {rule_frames}"
+    );
+    eventually("added recording done", Duration::from_secs(15), || async {
+        server.restreamer.statuses(&path).is_empty().then_some(())
+    })
+    .await;
+    let (v, _, errors) = decode(nginx.recording("added").to_str().unwrap()).await;
+    assert!(errors.trim().is_empty(), "{errors}");
+    assert!(v > 60, "{v}");
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtmps_destination_with_verified_certificate() {
+    // The destination: a second Glasscast with RTMPS ingest and a certificate for "localhost".
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&c, cert.cert.pem()).unwrap();
+    std::fs::write(&k, cert.signing_key.serialize_pem()).unwrap();
+    let (c, k) = (c.display().to_string(), k.display().to_string());
+    let dest_server = start(&[
+        ("GLASSCAST_RTMPS_LISTEN", "127.0.0.1:0"),
+        ("GLASSCAST_RTMPS_CERT", &c),
+        ("GLASSCAST_RTMPS_KEY", &k),
+        ("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "500"),
+        ("GLASSCAST_HLS_WINDOW_SEGMENTS", "100"),
+    ])
+    .await;
+    let rtmps = dest_server.rtmps_addr.unwrap();
+    // The relay trusts that certificate as an extra CA and verifies the name.
+    let rule = format!("live/ -> rtmps://localhost:{}/live/mirror/s", rtmps.port());
+    let relay = start(&[
+        ("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "500"),
+        ("GLASSCAST_RESTREAM_RULES", &rule),
+        ("GLASSCAST_RESTREAM_CA_FILE", &c),
+    ])
+    .await;
+    publish_fixture(&relay, "live/origin/s", 0).await;
+    let base = http_url(&dest_server, "live/mirror/s");
+    wait_ended(&base, Duration::from_secs(20)).await;
+    let (v, a, errors) = decode(&format!("{base}/index.m3u8")).await;
+    assert!(errors.trim().is_empty(), "{errors}");
+    within_2pct("video frames through rtmps", v, 120);
+    within_2pct("audio frames through rtmps", a, 174);
+    relay.shutdown(Duration::from_secs(5)).await;
+    dest_server.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtmps_destination_with_an_untrusted_certificate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&c, cert.cert.pem()).unwrap();
+    std::fs::write(&k, cert.signing_key.serialize_pem()).unwrap();
+    let (c, k) = (c.display().to_string(), k.display().to_string());
+    let dest_server = start(&[
+        ("GLASSCAST_RTMPS_LISTEN", "127.0.0.1:0"),
+        ("GLASSCAST_RTMPS_CERT", &c),
+        ("GLASSCAST_RTMPS_KEY", &k),
+    ])
+    .await;
+    let rule = format!(
+        "live/ -> rtmps://localhost:{}/live/mirror/s",
+        dest_server.rtmps_addr.unwrap().port()
+    );
+    // No extra CA: the self-signed certificate must not be accepted.
+    let relay = start(&[("GLASSCAST_RESTREAM_RULES", &rule)]).await;
+    let _ff = publish(&Source::normal(10.0), &rtmp_url(&relay, "live/origin/s"));
+    let path = relay::path::StreamPath {
+        user_id: "origin".into(),
+        stream_id: "s".into(),
+    };
+    let s = eventually(
+        "a TLS failure reported",
+        Duration::from_secs(15),
+        || async {
+            let s = relay.restreamer.statuses(&path);
+            s.first()
+                .filter(|s| s.last_error.as_deref().is_some_and(|e| e.contains("tls")))
+                .cloned()
+        },
+    )
+    .await;
+    assert_ne!(s.state, DestState::Live);
+    assert!(
+        dest_server.registry.list().is_empty(),
+        "nothing must be published over an unverified TLS link"
+    );
+    relay.shutdown(Duration::from_secs(5)).await;
+    dest_server.shutdown(Duration::from_secs(5)).await;
+}

@@ -101,6 +101,7 @@ pub struct Registry {
     grace: Duration,
     next_id: AtomicU64,
     hooks: Mutex<Vec<Hook>>,
+    end_hooks: Mutex<Vec<Hook>>,
     shutting_down: std::sync::atomic::AtomicBool,
 }
 
@@ -115,6 +116,7 @@ impl Registry {
             grace,
             next_id: AtomicU64::new(seed),
             hooks: Mutex::new(Vec::new()),
+            end_hooks: Mutex::new(Vec::new()),
             shutting_down: Default::default(),
         })
     }
@@ -131,6 +133,15 @@ impl Registry {
     /// stream. Use it to subscribe consumers such as the packager.
     pub fn on_new_stream(&self, f: impl Fn(&Arc<Stream>) + Send + Sync + 'static) {
         self.hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(f));
+    }
+
+    /// Registers a function called once for every stream that ends (grace period over,
+    /// kicked, or shutdown), after its consumers' queues were closed.
+    pub fn on_stream_ended(&self, f: impl Fn(&Arc<Stream>) + Send + Sync + 'static) {
+        self.end_hooks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(Box::new(f));
@@ -249,12 +260,22 @@ impl Registry {
             st.publisher = None;
             st.hub.close();
         }
-        let mut streams = self.streams();
-        if streams
-            .get(&stream.path)
-            .is_some_and(|s| Arc::ptr_eq(s, stream))
         {
-            streams.remove(&stream.path);
+            let mut streams = self.streams();
+            if streams
+                .get(&stream.path)
+                .is_some_and(|s| Arc::ptr_eq(s, stream))
+            {
+                streams.remove(&stream.path);
+            }
+        }
+        for hook in self
+            .end_hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            hook(stream);
         }
     }
 

@@ -3,4 +3,5 @@
 pub mod destination;
 pub mod forwarder;
 pub mod pusher;
+pub mod restreamer;
 pub mod supervisor;
