@@ -27,6 +27,7 @@ pub struct Config {
     pub restream_rules: Vec<relay::restream::restreamer::StaticRule>,
     /// Extra CA certificates (DER) for rtmps:// destinations.
     pub restream_ca: Vec<Vec<u8>>,
+    pub restream_silent_audio: bool,
     pub log_level: String,
 }
 
@@ -131,6 +132,12 @@ pub const KEYS: &[(&str, &str, &str, &str)] = &[
         "rules",
         "",
         "static destinations, `PATH_PREFIX -> rtmp[s]://host/app/key`, separated by `;`",
+    ),
+    (
+        "restream",
+        "silent_audio",
+        "true",
+        "give video-only sources a silent AAC track at destinations (YouTube flags streams without audio)",
     ),
     (
         "restream",
@@ -239,6 +246,7 @@ pub fn load(
     let grace_ms: u64 = g.get("stream", "reconnect_grace_ms");
     let rules_text: String = g.get("restream", "rules");
     let ca_file: String = g.get("restream", "ca_file");
+    let restream_silent_audio: bool = g.get("restream", "silent_audio");
     let log_level: String = g.get("log", "level");
 
     if !(50..=5000).contains(&part_ms) {
@@ -339,6 +347,7 @@ pub fn load(
         reconnect_grace: Duration::from_millis(grace_ms),
         restream_rules,
         restream_ca,
+        restream_silent_audio,
         log_level,
     })
 }

@@ -85,7 +85,8 @@ impl Server {
             origin_metrics,
         );
         origin.attach(&registry, tasks.clone(), shutdown.clone());
-        let push = PushConfig::new(&cfg.restream_ca).context("restream TLS roots")?;
+        let mut push = PushConfig::new(&cfg.restream_ca).context("restream TLS roots")?;
+        push.silent_audio = cfg.restream_silent_audio;
         let restreamer = Restreamer::new(
             push,
             cfg.restream_rules.clone(),

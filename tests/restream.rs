@@ -717,3 +717,77 @@ async fn rtmps_destination_with_an_untrusted_certificate_is_refused() {
     relay.shutdown(Duration::from_secs(5)).await;
     dest_server.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_only_source_arrives_with_a_silent_aac_track() {
+    let nginx = NginxRtmp::start().await;
+    let rule = format!("live/ -> {}", nginx.url("silent"));
+    let server = start(&[
+        ("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "500"),
+        ("GLASSCAST_RESTREAM_RULES", &rule),
+    ])
+    .await;
+    let status = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostdin",
+            "-re",
+            "-i",
+            FIXTURE,
+            "-an",
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+        ])
+        .arg(rtmp_url(&server, "live/videoonly/s"))
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let path = relay::path::StreamPath {
+        user_id: "videoonly".into(),
+        stream_id: "s".into(),
+    };
+    eventually("destination done", Duration::from_secs(15), || async {
+        server.restreamer.statuses(&path).is_empty().then_some(())
+    })
+    .await;
+    let rec = nginx.recording("silent");
+    let video = recorded_video(&nginx, "silent", 120).await;
+    assert_eq!(
+        video,
+        packet_hashes(Path::new(FIXTURE), "v").await,
+        "video still byte for byte"
+    );
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "a",
+            "-show_entries",
+            "stream=codec_name,profile,sample_rate,channels",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&rec)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "aac,LC,44100,1"
+    );
+    let (v, a, errors) = decode(rec.to_str().unwrap()).await;
+    assert!(
+        errors.trim().is_empty(),
+        "the silent track must decode cleanly: {errors}"
+    );
+    assert_eq!(v, 120);
+    // 4 s of video, 4 s of silence (43.07 frames/s).
+    assert!((170..=174).contains(&a), "{a} silent frames");
+    server.shutdown(Duration::from_secs(5)).await;
+}

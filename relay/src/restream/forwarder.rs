@@ -42,6 +42,15 @@ enum State {
     Forwarding { base: u32, offset: u32 },
 }
 
+/// FLV audio tag header for AAC (sound format 10; the rate/size/type bits are fixed for AAC).
+const FLV_AAC: u8 = 0xaf;
+/// The synthesized track: AAC-LC, 44.1 kHz, mono.
+const SILENT_ASC_TAG: &[u8] = &[FLV_AAC, 0, 0x12, 0x08];
+/// One AAC-LC mono access unit of digital silence (what ffmpeg's encoder emits for silence).
+const SILENT_FRAME_TAG: &[u8] = &[FLV_AAC, 1, 0x01, 0x18, 0x20, 0x07];
+const SILENT_RATE: u64 = 44_100;
+const AAC_FRAME: u64 = 1024;
+
 /// Per-destination forwarding state.
 #[derive(Debug)]
 pub struct Forwarder {
@@ -50,21 +59,32 @@ pub struct Forwarder {
     state: State,
     /// Last timestamp sent on this connection.
     last_out: Option<u32>,
+    /// Synthesize silent AAC when the source has video and no audio.
+    silent_audio: bool,
+    /// Silent frames sent on this connection, while synthesizing.
+    silent_frames: Option<u64>,
+    /// Output timestamp where the synthesized track started.
+    silent_origin: u32,
 }
 
 impl Default for Forwarder {
     fn default() -> Self {
-        Self::new()
+        Self::new(false)
     }
 }
 
 impl Forwarder {
-    pub fn new() -> Self {
+    /// `silent_audio`: give a video-only source a silent AAC-LC track (YouTube flags streams
+    /// without audio).
+    pub fn new(silent_audio: bool) -> Self {
         Self {
             video: None,
             audio: None,
             state: State::Waiting,
             last_out: None,
+            silent_audio,
+            silent_frames: None,
+            silent_origin: 0,
         }
     }
 
@@ -72,9 +92,27 @@ impl Forwarder {
     pub fn handle_connected(&mut self) {
         self.state = State::Waiting;
         self.last_out = None;
+        self.silent_frames = None;
     }
 
-    fn headers(&self, timestamp: u32, out: &mut Vec<Outgoing>) {
+    /// Silent frames due up to output time `until` (ms).
+    fn silence_until(&mut self, until: u32, out: &mut Vec<Outgoing>) {
+        let Some(sent) = self.silent_frames.as_mut() else {
+            return;
+        };
+        loop {
+            let t = u64::from(self.silent_origin) + *sent * AAC_FRAME * 1000 / SILENT_RATE;
+            if t > u64::from(until) {
+                break;
+            }
+            out.push(Outgoing::Audio {
+                timestamp: t as u32,
+                data: Bytes::from_static(SILENT_FRAME_TAG),
+            });
+            *sent += 1;
+        }
+    }
+    fn headers(&mut self, timestamp: u32, out: &mut Vec<Outgoing>) {
         out.push(Outgoing::Metadata(Metadata {
             width: self.video.as_ref().map(|v| v.width),
             height: self.video.as_ref().map(|v| v.height),
@@ -92,6 +130,13 @@ impl Forwarder {
                 timestamp,
                 data: a.tag.clone(),
             });
+        } else if self.silent_audio && self.video.is_some() {
+            out.push(Outgoing::Audio {
+                timestamp,
+                data: Bytes::from_static(SILENT_ASC_TAG),
+            });
+            self.silent_frames = Some(0);
+            self.silent_origin = timestamp;
         }
     }
 
@@ -152,6 +197,7 @@ impl Forwarder {
                     self.start(f.dts, &mut out);
                 }
                 if let Some(timestamp) = self.map(f.dts) {
+                    self.silence_until(timestamp, &mut out);
                     out.push(Outgoing::Video {
                         timestamp,
                         data: f.tag,
@@ -159,6 +205,11 @@ impl Forwarder {
                 }
             }
             MediaMessage::Audio(f) => {
+                if self.silent_frames.is_some() {
+                    // This connection already carries a synthesized track; a real one would
+                    // need new headers: it is used from the next connection on.
+                    return out;
+                }
                 if self.state == State::Waiting {
                     // With video, start at its keyframe; audio-only starts at once.
                     if self.video.is_some() || self.audio.is_none() {
@@ -241,7 +292,7 @@ mod tests {
 
     #[test]
     fn starts_at_a_keyframe_with_headers_and_rebased_time() {
-        let mut f = Forwarder::new();
+        let mut f = Forwarder::new(false);
         f.handle_message(MediaMessage::VideoConfig(avc(31)));
         f.handle_message(MediaMessage::AudioConfig(aac()));
         f.handle_connected();
@@ -270,7 +321,7 @@ mod tests {
 
     #[test]
     fn reconnecting_destination_starts_again_at_zero() {
-        let mut f = Forwarder::new();
+        let mut f = Forwarder::new(false);
         f.handle_message(MediaMessage::VideoConfig(avc(31)));
         f.handle_connected();
         f.handle_message(v(1000, true));
@@ -285,7 +336,7 @@ mod tests {
 
     #[test]
     fn resumed_publisher_continues_forward_in_time() {
-        let mut f = Forwarder::new();
+        let mut f = Forwarder::new(false);
         f.handle_message(MediaMessage::VideoConfig(avc(31)));
         f.handle_connected();
         f.handle_message(v(90_000, true));
@@ -309,10 +360,45 @@ mod tests {
         );
         assert_eq!(times(&f.handle_message(v(66, false))), vec![('v', 2034)]);
     }
+    #[test]
+    fn video_only_source_gets_a_silent_aac_track() {
+        let mut f = Forwarder::new(true);
+        f.handle_message(MediaMessage::VideoConfig(avc(31)));
+        f.handle_connected();
+        let out = f.handle_message(v(1000, true));
+        assert_eq!(
+            times(&out),
+            vec![('m', 0), ('v', 0), ('a', 0), ('a', 0), ('v', 0)]
+        );
+        assert_eq!(
+            out[2],
+            Outgoing::Audio {
+                timestamp: 0,
+                data: Bytes::from_static(SILENT_ASC_TAG)
+            }
+        );
+        // One second of video brings one second of silence: frames at 0, 23.2, ... 998 ms.
+        let mut audio = 1;
+        for i in 1..=30 {
+            audio += times(&f.handle_message(v(1000 + i * 33 + i / 3, false)))
+                .iter()
+                .filter(|(k, _)| *k == 'a')
+                .count();
+        }
+        assert_eq!(audio, 44);
+        // Without the option there is no audio at all.
+        let mut plain = Forwarder::new(false);
+        plain.handle_message(MediaMessage::VideoConfig(avc(31)));
+        plain.handle_connected();
+        assert_eq!(
+            times(&plain.handle_message(v(1000, true))),
+            vec![('m', 0), ('v', 0), ('v', 0)]
+        );
+    }
 
     #[test]
     fn audio_only_starts_at_once() {
-        let mut f = Forwarder::new();
+        let mut f = Forwarder::new(false);
         f.handle_message(MediaMessage::AudioConfig(aac()));
         f.handle_connected();
         assert_eq!(
@@ -324,7 +410,7 @@ mod tests {
 
     #[test]
     fn timestamps_wrap_without_going_backwards() {
-        let mut f = Forwarder::new();
+        let mut f = Forwarder::new(false);
         f.handle_message(MediaMessage::VideoConfig(avc(31)));
         f.handle_connected();
         f.handle_message(v(u32::MAX - 10, true));

@@ -43,6 +43,8 @@ pub struct PushConfig {
     pub backoff: BackoffConfig,
     /// Roots for `rtmps://` destinations.
     pub tls: Arc<ClientConfig>,
+    /// Give video-only sources a silent AAC-LC track.
+    pub silent_audio: bool,
 }
 
 impl PushConfig {
@@ -67,6 +69,7 @@ impl PushConfig {
             send_buffer: 256 * 1024,
             backoff: BackoffConfig::default(),
             tls: Arc::new(tls),
+            silent_audio: true,
         })
     }
 }
@@ -155,7 +158,7 @@ async fn run(
     stop: CancellationToken,
 ) {
     let mut sup = Supervisor::new(cfg.backoff, seed);
-    let mut fwd = Forwarder::new();
+    let mut fwd = Forwarder::new(cfg.silent_audio);
     let set = |sup: &Supervisor, bytes: u64| {
         let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
         s.state = sup.state().clone();
