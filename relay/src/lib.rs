@@ -5,6 +5,7 @@
 
 pub mod aac;
 mod bits;
+pub mod cloud;
 pub mod flv;
 pub mod h264;
 pub mod hub;

@@ -1,0 +1,3 @@
+//! The control plane ("the cloud"): what the relay reports and asks, per CONTRACTS.md.
+
+pub mod outbox;
