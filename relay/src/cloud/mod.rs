@@ -1,3 +1,4 @@
 //! The control plane ("the cloud"): what the relay reports and asks, per CONTRACTS.md.
 
+pub mod client;
 pub mod outbox;

@@ -1,0 +1,328 @@
+//! HTTP client for the control plane, exactly as CONTRACTS.md describes it: JSON bodies,
+//! `Authorization: Bearer <token>` when a token is configured, and
+//! `X-Glasscast-Signature: sha256=<hex HMAC-SHA256 of the raw body>` when a secret is.
+//! Short timeouts; retrying is the caller's job (see [`super::outbox`]).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use percent_encoding::utf8_percent_encode;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::path::StreamPath;
+use crate::restream::pusher::DestinationStatus;
+use crate::restream::restreamer::DestinationSpec;
+
+/// Where and how to reach the cloud.
+#[derive(Clone)]
+pub struct CloudConfig {
+    /// Base URL, e.g. `https://api.example.com` (no trailing slash needed).
+    pub url: String,
+    pub token: Option<String>,
+    pub hmac_secret: Option<String>,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for CloudConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CloudConfig")
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("hmac_secret", &self.hmac_secret.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CloudError {
+    #[error("cloud did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("cloud unreachable: {0}")]
+    Transport(String),
+    #[error("cloud answered HTTP {0}")]
+    Status(u16),
+    #[error("cloud answer not understood: {0}")]
+    Body(String),
+}
+
+impl CloudError {
+    /// Worth retrying (network trouble, timeouts, 5xx, 429); a 4xx is final.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            CloudError::Status(s) => *s >= 500 || *s == 429 || *s == 408,
+            _ => true,
+        }
+    }
+}
+
+/// `POST /api/rtmp-relay/hls-ready`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HlsReady {
+    pub user_id: String,
+    pub stream_id: String,
+    pub hls_url: String,
+    pub dash_url: String,
+}
+
+/// One restream output in a status report (stream key masked).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputStatus {
+    pub id: String,
+    pub name: String,
+    pub url: String,
+    pub status: String,
+    pub error: Option<String>,
+}
+
+impl OutputStatus {
+    /// From a destination's status: the id is derived from the masked URL and name, so it is
+    /// stable for a destination and reveals nothing of its key.
+    pub fn from_destination(d: &DestinationStatus) -> Self {
+        let digest = Sha256::new()
+            .chain_update(d.masked_url.as_bytes())
+            .chain_update(d.name.as_bytes())
+            .finalize();
+        Self {
+            id: hex(&digest[..6]),
+            name: d.name.clone(),
+            url: d.masked_url.clone(),
+            status: d.state.status().to_string(),
+            error: d.last_error.clone(),
+        }
+    }
+}
+
+/// `POST /api/rtmp-relay/stream-status`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamStatus {
+    pub user_id: String,
+    pub stream_id: String,
+    /// `active`, `error` or `stopped`.
+    pub status: String,
+    pub viewers: u64,
+    /// Ingest bitrate, bits per second.
+    pub bitrate: u64,
+    pub outputs: Vec<OutputStatus>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DestinationsBody {
+    #[serde(default)]
+    destinations: Vec<DestinationEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DestinationEntry {
+    url: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `sha256=<hex HMAC-SHA256(body, secret)>`.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    // HMAC accepts keys of any length.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    mac.update(body);
+    format!("sha256={}", hex(&mac.finalize().into_bytes()))
+}
+
+/// A cheap, cloneable client.
+#[derive(Clone)]
+pub struct CloudClient {
+    cfg: CloudConfig,
+    http: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+impl CloudClient {
+    pub fn new(cfg: CloudConfig) -> Self {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Self {
+            cfg,
+            http: Client::builder(TokioExecutor::new()).build(https),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.cfg.url.trim_end_matches('/'))
+    }
+
+    async fn send(&self, req: hyper::Request<Full<Bytes>>) -> Result<(u16, Bytes), CloudError> {
+        let t = self.cfg.timeout;
+        let fut = async {
+            let resp = self
+                .http
+                .request(req)
+                .await
+                .map_err(|e| CloudError::Transport(e.to_string()))?;
+            let status = resp.status().as_u16();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| CloudError::Transport(e.to_string()))?
+                .to_bytes();
+            Ok((status, body))
+        };
+        tokio::time::timeout(t, fut)
+            .await
+            .map_err(|_| CloudError::Timeout(t))?
+    }
+
+    fn request(
+        &self,
+        method: hyper::Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<hyper::Request<Full<Bytes>>, CloudError> {
+        let mut b = hyper::Request::builder()
+            .method(method)
+            .uri(self.url(path))
+            .header(
+                "user-agent",
+                concat!("glasscast/", env!("CARGO_PKG_VERSION")),
+            );
+        if let Some(t) = &self.cfg.token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        if !body.is_empty() {
+            b = b.header("content-type", "application/json");
+        }
+        if let Some(secret) = &self.cfg.hmac_secret {
+            b = b.header("x-glasscast-signature", signature(secret, &body));
+        }
+        b.body(Full::new(body))
+            .map_err(|e| CloudError::Transport(format!("bad request: {e}")))
+    }
+
+    /// `GET /api/rtmp-relay/restream-destinations/{userId}/{streamId}`; 404 means none.
+    pub async fn destinations(
+        &self,
+        path: &StreamPath,
+    ) -> Result<Vec<DestinationSpec>, CloudError> {
+        let seg = |s: &str| utf8_percent_encode(s, crate::path::SEGMENT).to_string();
+        let p = format!(
+            "/api/rtmp-relay/restream-destinations/{}/{}",
+            seg(&path.user_id),
+            seg(&path.stream_id)
+        );
+        let (status, body) = self
+            .send(self.request(hyper::Method::GET, &p, Bytes::new())?)
+            .await?;
+        match status {
+            404 => Ok(Vec::new()),
+            200..=299 => {
+                let parsed: DestinationsBody =
+                    serde_json::from_slice(&body).map_err(|e| CloudError::Body(e.to_string()))?;
+                Ok(parsed
+                    .destinations
+                    .into_iter()
+                    .map(|d| DestinationSpec {
+                        name: d.name.unwrap_or_else(|| "destination".into()),
+                        url: d.url,
+                    })
+                    .collect())
+            }
+            s => Err(CloudError::Status(s)),
+        }
+    }
+
+    /// POSTs a JSON body to `path` (`/api/rtmp-relay/...`).
+    pub async fn post<T: Serialize>(&self, path: &str, body: &T) -> Result<(), CloudError> {
+        let json = serde_json::to_vec(body).map_err(|e| CloudError::Body(e.to_string()))?;
+        let (status, _) = self
+            .send(self.request(hyper::Method::POST, path, Bytes::from(json))?)
+            .await?;
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(CloudError::Status(status))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_matches_rfc_4231_case_2() {
+        // Key "Jefe", data "what do ya want for nothing?".
+        assert_eq!(
+            signature("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn payloads_use_the_contract_field_names() {
+        let v = serde_json::to_value(HlsReady {
+            user_id: "a@b.c".into(),
+            stream_id: "s".into(),
+            hls_url: "h".into(),
+            dash_url: "d".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"userId":"a@b.c","streamId":"s","hlsUrl":"h","dashUrl":"d"})
+        );
+        let d = DestinationStatus {
+            name: "YouTube".into(),
+            masked_url: "rtmp://a.rtmp.youtube.com:1935/live2/***".into(),
+            state: crate::restream::supervisor::DestState::Live,
+            last_error: None,
+            bytes_sent: 1,
+            reconnects: 0,
+            dropped: 0,
+        };
+        let o = OutputStatus::from_destination(&d);
+        assert_eq!(o.status, "active");
+        assert_eq!(o.id.len(), 12);
+        let v = serde_json::to_value(StreamStatus {
+            user_id: "u".into(),
+            stream_id: "s".into(),
+            status: "active".into(),
+            viewers: 3,
+            bitrate: 2_000_000,
+            outputs: vec![o],
+        })
+        .unwrap();
+        for k in [
+            "userId", "streamId", "status", "viewers", "bitrate", "outputs",
+        ] {
+            assert!(v.get(k).is_some(), "{k}");
+        }
+        assert_eq!(
+            v["outputs"][0]["url"],
+            "rtmp://a.rtmp.youtube.com:1935/live2/***"
+        );
+    }
+
+    #[test]
+    fn secrets_are_not_debug_printed() {
+        let c = CloudConfig {
+            url: "http://x".into(),
+            token: Some("tok-SECRET".into()),
+            hmac_secret: Some("hmac-SECRET".into()),
+            timeout: Duration::from_secs(1),
+        };
+        assert!(!format!("{c:?}").contains("SECRET"));
+    }
+}
