@@ -118,7 +118,7 @@ pub async fn serve(
         let state = state.clone();
         let service = service_fn(move |req| {
             let state = state.clone();
-            async move { Ok::<_, Infallible>(handle(&state, req).await) }
+            async move { Ok::<_, Infallible>(handle(&state, req, peer).await) }
         });
         let span = info_span!("http", peer = %peer);
         match &tls {
@@ -193,10 +193,14 @@ fn not_found() -> Response<Body> {
     simple(StatusCode::NOT_FOUND, CACHE_ERROR, "not found\n")
 }
 
-async fn handle(state: &HttpState, req: Request<Incoming>) -> Response<Body> {
+async fn handle(
+    state: &HttpState,
+    req: Request<Incoming>,
+    peer: std::net::SocketAddr,
+) -> Response<Body> {
     let head = req.method() == Method::HEAD;
     let resp = match *req.method() {
-        Method::GET | Method::HEAD => route(state, &req).await,
+        Method::GET | Method::HEAD => route(state, &req, peer).await,
         Method::OPTIONS => {
             let mut r = simple(StatusCode::NO_CONTENT, CACHE_NONE, Body::empty());
             let h = r.headers_mut();
@@ -240,7 +244,33 @@ async fn handle(state: &HttpState, req: Request<Incoming>) -> Response<Body> {
     resp
 }
 
-async fn route(state: &HttpState, req: &Request<Incoming>) -> Response<Body> {
+/// A viewer session: the client (first `X-Forwarded-For` hop behind a CDN, else the peer
+/// address) and its user agent.
+fn viewer_session(req: &Request<Incoming>, peer: std::net::SocketAddr) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim);
+    match forwarded {
+        Some(f) => f.hash(&mut h),
+        None => peer.ip().hash(&mut h),
+    }
+    req.headers()
+        .get(header::USER_AGENT)
+        .map(HeaderValue::as_bytes)
+        .hash(&mut h);
+    h.finish()
+}
+
+async fn route(
+    state: &HttpState,
+    req: &Request<Incoming>,
+    peer: std::net::SocketAddr,
+) -> Response<Body> {
     let path = req.uri().path();
     match path {
         "/healthz" => return simple(StatusCode::OK, CACHE_ERROR, "ok\n"),
@@ -271,6 +301,7 @@ async fn route(state: &HttpState, req: &Request<Incoming>) -> Response<Body> {
         state.origin.metrics.request("other", "not_found");
         return not_found();
     };
+    os.saw_viewer(viewer_session(req, peer), std::time::Instant::now());
     let gzip = accepts_gzip(req);
     match *file {
         "index.m3u8" => multivariant(state, &os, gzip).await,

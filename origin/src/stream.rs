@@ -185,6 +185,10 @@ pub struct OriginStream {
     state: Mutex<State>,
     /// Wakes the packager when a held request adds a deadline.
     wake: Notify,
+    /// True once the first part exists (or the stream ended).
+    playable: tokio::sync::watch::Sender<bool>,
+    /// Recent viewer sessions (hash of client address and user agent) and when last seen.
+    viewers: Mutex<HashMap<u64, Instant>>,
     next_waiter: AtomicU64,
     extra_segments: usize,
 }
@@ -260,6 +264,8 @@ impl OriginStream {
                 gzipped: [None, None],
             }),
             wake: Notify::new(),
+            playable: tokio::sync::watch::Sender::new(false),
+            viewers: Mutex::new(HashMap::new()),
             next_waiter: AtomicU64::new(1),
             extra_segments: cfg.extra_segments,
         }
@@ -371,6 +377,29 @@ impl OriginStream {
             st.ast_ms.unwrap_or(0),
             epoch_ms(now),
         ))
+    }
+    /// Resolves once the stream has a playable part; false if it ended first.
+    pub async fn wait_playable(&self) -> bool {
+        let mut rx = self.playable.subscribe();
+        let _ = rx.wait_for(|p| *p).await;
+        self.lock().playlist.has_parts()
+    }
+
+    /// Records a request from a viewer session (client address + user agent).
+    pub fn saw_viewer(&self, session: u64, now: Instant) {
+        let mut v = self.viewers.lock().unwrap_or_else(|e| e.into_inner());
+        v.insert(session, now);
+        if v.len() > 4096 {
+            // Bound the map under floods: forget sessions idle for a while.
+            v.retain(|_, t| now.saturating_duration_since(*t) < Duration::from_secs(30));
+        }
+    }
+
+    /// Distinct viewer sessions seen within `window`.
+    pub fn viewers(&self, now: Instant, window: Duration) -> u64 {
+        let mut v = self.viewers.lock().unwrap_or_else(|e| e.into_inner());
+        v.retain(|_, t| now.saturating_duration_since(*t) < window);
+        v.len() as u64
     }
 
     /// Requests being held (blocking playlist reloads and hinted-part GETs).
@@ -609,10 +638,10 @@ async fn run_packager(
                 let mut st = os.lock();
                 while let Some(ev) = frag.poll_event() {
                     os.apply(&mut st, ev, metrics);
-                }
-                OriginStream::dispatch(&mut st);
+                }                OriginStream::dispatch(&mut st);
                 if !first_part_logged && st.playlist.has_parts() {
                     first_part_logged = true;
+                    os.playable.send_replace(true);
                     info!("first part ready");
                 }
             }
@@ -633,6 +662,7 @@ async fn run_packager(
     }
     st.playlist.handle_end();
     OriginStream::dispatch(&mut st);
+    os.playable.send_replace(true);
     let s = frag.stats();
     info!(
         video_frames = s.video_frames,

@@ -42,6 +42,7 @@ pub struct Stream {
     state: Mutex<StreamState>,
     bytes_in: AtomicU64,
     publishes: AtomicU64,
+    ended: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Stream {
@@ -87,9 +88,15 @@ impl Stream {
     pub fn is_live(&self) -> bool {
         self.lock().publisher.is_some()
     }
-
     pub fn dropped(&self) -> u64 {
         self.lock().hub.dropped()
+    }
+
+    /// Resolves when the stream has ended (grace period over, kicked, or shutdown).
+    pub async fn wait_ended(&self) {
+        let mut rx = self.ended.subscribe();
+        // An error means the sender is gone, which only happens with the stream itself.
+        let _ = rx.wait_for(|ended| *ended).await;
     }
 }
 
@@ -191,6 +198,7 @@ impl Registry {
                         }),
                         bytes_in: AtomicU64::new(0),
                         publishes: AtomicU64::new(0),
+                        ended: tokio::sync::watch::Sender::new(false),
                     });
                     streams.insert(path, s.clone());
                     (s, true)
@@ -260,6 +268,7 @@ impl Registry {
             st.publisher = None;
             st.hub.close();
         }
+        stream.ended.send_replace(true);
         {
             let mut streams = self.streams();
             if streams
