@@ -28,6 +28,8 @@ pub struct Config {
     /// Extra CA certificates (DER) for rtmps:// destinations.
     pub restream_ca: Vec<Vec<u8>>,
     pub restream_silent_audio: bool,
+    /// Present when `cloud.url` is set.
+    pub cloud: Option<CloudSettings>,
     pub log_level: String,
 }
 
@@ -41,6 +43,26 @@ pub struct TlsFiles {
 pub struct TlsListen {
     pub listen: SocketAddr,
     pub files: TlsFiles,
+}
+
+/// Control-plane settings (secrets are never logged).
+#[derive(Clone)]
+pub struct CloudSettings {
+    pub url: String,
+    pub token: Option<String>,
+    pub hmac_secret: Option<String>,
+    pub timeout: Duration,
+    pub poll_interval: Duration,
+    pub heartbeat: Duration,
+    pub max_backlog: Duration,
+}
+
+impl std::fmt::Debug for CloudSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CloudSettings")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Values set on the command line (they win over everything else).
@@ -146,6 +168,43 @@ pub const KEYS: &[(&str, &str, &str, &str)] = &[
         "extra PEM CA trusted for rtmps:// destinations (besides the webpki roots)",
     ),
     (
+        "cloud",
+        "url",
+        "",
+        "control-plane base URL; empty = no cloud (static restream rules only)",
+    ),
+    ("cloud", "token", "", "bearer token sent to the cloud"),
+    (
+        "cloud",
+        "hmac_secret",
+        "",
+        "key for X-Glasscast-Signature (HMAC-SHA256 of each body)",
+    ),
+    (
+        "cloud",
+        "timeout_ms",
+        "3000",
+        "timeout of one cloud request",
+    ),
+    (
+        "cloud",
+        "poll_interval_ms",
+        "15000",
+        "how often a live stream's destinations are re-read",
+    ),
+    (
+        "cloud",
+        "heartbeat_ms",
+        "10000",
+        "stream-status heartbeat while live",
+    ),
+    (
+        "cloud",
+        "max_backlog_s",
+        "300",
+        "reports older than this are dropped while the cloud is down",
+    ),
+    (
         "log",
         "level",
         "info",
@@ -247,6 +306,13 @@ pub fn load(
     let rules_text: String = g.get("restream", "rules");
     let ca_file: String = g.get("restream", "ca_file");
     let restream_silent_audio: bool = g.get("restream", "silent_audio");
+    let cloud_url: String = g.get("cloud", "url");
+    let cloud_token: String = g.get("cloud", "token");
+    let cloud_secret: String = g.get("cloud", "hmac_secret");
+    let cloud_timeout: u64 = g.get("cloud", "timeout_ms");
+    let cloud_poll: u64 = g.get("cloud", "poll_interval_ms");
+    let cloud_heartbeat: u64 = g.get("cloud", "heartbeat_ms");
+    let cloud_backlog: u64 = g.get("cloud", "max_backlog_s");
     let log_level: String = g.get("log", "level");
 
     if !(50..=5000).contains(&part_ms) {
@@ -300,7 +366,34 @@ pub fn load(
         "http.tls_key",
         &http_key,
     );
-
+    let cloud = if cloud_url.is_empty() {
+        None
+    } else {
+        if !(cloud_url.starts_with("http://") || cloud_url.starts_with("https://")) {
+            errors.push(format!(
+                "cloud.url must start with http:// or https://, got {cloud_url:?}"
+            ));
+        }
+        for (name, v, min) in [
+            ("cloud.timeout_ms", cloud_timeout, 100),
+            ("cloud.poll_interval_ms", cloud_poll, 100),
+            ("cloud.heartbeat_ms", cloud_heartbeat, 100),
+        ] {
+            if v < min {
+                errors.push(format!("{name} must be at least {min}, got {v}"));
+            }
+        }
+        let opt = |s: String| (!s.is_empty()).then_some(s);
+        Some(CloudSettings {
+            url: cloud_url.trim_end_matches('/').to_string(),
+            token: opt(cloud_token),
+            hmac_secret: opt(cloud_secret),
+            timeout: Duration::from_millis(cloud_timeout),
+            poll_interval: Duration::from_millis(cloud_poll),
+            heartbeat: Duration::from_millis(cloud_heartbeat),
+            max_backlog: Duration::from_secs(cloud_backlog),
+        })
+    };
     let mut restream_rules = Vec::new();
     for (i, rule) in rules_text
         .split(';')
@@ -348,6 +441,7 @@ pub fn load(
         restream_rules,
         restream_ca,
         restream_silent_audio,
+        cloud,
         log_level,
     })
 }

@@ -2,4 +2,5 @@
 //! can run the server in-process.
 
 pub mod config;
+pub mod control;
 pub mod server;

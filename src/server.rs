@@ -55,6 +55,45 @@ fn tls_acceptor(files: &TlsFiles, alpn: &[&[u8]]) -> anyhow::Result<TlsAcceptor>
     Ok(TlsAcceptor::from(Arc::new(cfg)))
 }
 
+#[allow(clippy::too_many_arguments)]
+fn attach_control(
+    cfg: &Config,
+    cloud: &crate::config::CloudSettings,
+    registry: &Registry,
+    origin: &Arc<Origin>,
+    restreamer: &Arc<Restreamer>,
+    tasks: &TaskTracker,
+    scheme: &str,
+    http_addr: SocketAddr,
+) {
+    let public_url = cfg
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("{scheme}://{http_addr}"));
+    info!(cloud = %cloud.url, public_url = %public_url, "reporting to the cloud");
+    crate::control::attach(
+        registry,
+        origin.clone(),
+        restreamer.clone(),
+        crate::control::ControlConfig {
+            cloud: relay::cloud::client::CloudConfig {
+                url: cloud.url.clone(),
+                token: cloud.token.clone(),
+                hmac_secret: cloud.hmac_secret.clone(),
+                timeout: cloud.timeout,
+            },
+            poll_interval: cloud.poll_interval,
+            heartbeat: cloud.heartbeat,
+            outbox: relay::cloud::outbox::OutboxConfig {
+                max_age: cloud.max_backlog,
+                ..Default::default()
+            },
+            public_url,
+        },
+        tasks.clone(),
+    );
+}
+
 impl Server {
     /// Binds every listener and starts serving.
     pub async fn start(cfg: &Config) -> anyhow::Result<Server> {
@@ -103,6 +142,23 @@ impl Server {
             .await
             .with_context(|| format!("binding HTTP on {}", cfg.http_listen))?;
         let http_addr = http.local_addr()?;
+        if let Some(cloud) = &cfg.cloud {
+            let scheme = if cfg.http_tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            attach_control(
+                cfg,
+                cloud,
+                &registry,
+                &origin,
+                &restreamer,
+                &tasks,
+                scheme,
+                http_addr,
+            );
+        }
         let http_tls = match &cfg.http_tls {
             Some(files) => Some(tls_acceptor(files, &[b"h2", b"http/1.1"])?),
             None => None,

@@ -98,12 +98,7 @@ impl Restreamer {
         let me = Arc::downgrade(self);
         registry.on_new_stream(move |stream| {
             if let Some(me) = me.upgrade() {
-                let dests: Vec<DestinationSpec> = me
-                    .rules
-                    .iter()
-                    .filter(|r| r.matches(&stream.path))
-                    .map(|r| r.destination.clone())
-                    .collect();
+                let dests = me.static_for(&stream.path);
                 me.set_destinations(stream, dests);
             }
         });
@@ -119,6 +114,14 @@ impl Restreamer {
                 }
             }
         });
+    }
+    /// The static rules' destinations for `path`.
+    pub fn static_for(&self, path: &StreamPath) -> Vec<DestinationSpec> {
+        self.rules
+            .iter()
+            .filter(|r| r.matches(path))
+            .map(|r| r.destination.clone())
+            .collect()
     }
 
     /// Makes `dests` the stream's destination list: starts new URLs, stops removed ones,

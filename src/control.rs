@@ -1,0 +1,220 @@
+//! The per-stream conversation with the control plane: ask where to restream (at start, then
+//! every poll interval, applied in place), say `hls-ready` once the first part is playable, and
+//! report `stream-status` on every change and as a heartbeat, finishing with `stopped`.
+//! Delivery goes through an [`Outbox`], so a cloud that is down or slow never delays media and
+//! the latest state reaches it when it is back.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use origin::stream::Origin;
+use relay::cloud::client::{
+    CloudClient, CloudConfig, CloudError, HlsReady, OutputStatus, StreamStatus,
+};
+use relay::cloud::outbox::{Event, Outbox, OutboxConfig};
+use relay::registry::{Registry, Stream};
+use relay::restream::restreamer::{DestinationSpec, Restreamer};
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, info_span, warn};
+
+/// A report on its way to the cloud.
+type Request = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), CloudError>> + Send>>;
+
+/// Control-plane settings.
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    pub cloud: CloudConfig,
+    pub poll_interval: Duration,
+    pub heartbeat: Duration,
+    pub outbox: OutboxConfig,
+    /// Base of the absolute playback URLs (no trailing slash).
+    pub public_url: String,
+}
+
+/// Starts a control task for every new stream.
+pub fn attach(
+    registry: &Registry,
+    origin: Arc<Origin>,
+    restreamer: Arc<Restreamer>,
+    cfg: ControlConfig,
+    tasks: TaskTracker,
+) {
+    let client = CloudClient::new(cfg.cloud.clone());
+    let cfg = Arc::new(cfg);
+    registry.on_new_stream(move |stream| {
+        let span = info_span!(parent: None, "cloud", stream = %stream.path);
+        tasks.spawn(
+            run(
+                stream.clone(),
+                origin.clone(),
+                restreamer.clone(),
+                client.clone(),
+                cfg.clone(),
+            )
+            .instrument(span),
+        );
+    });
+}
+
+fn status(
+    stream: &Stream,
+    restreamer: &Restreamer,
+    origin: &Origin,
+    word: &str,
+    bitrate: u64,
+) -> StreamStatus {
+    let viewers = origin
+        .get(&stream.path)
+        .map_or(0, |os| os.viewers(Instant::now(), Duration::from_secs(30)));
+    StreamStatus {
+        user_id: stream.path.user_id.clone(),
+        stream_id: stream.path.stream_id.clone(),
+        status: word.into(),
+        viewers,
+        bitrate,
+        outputs: restreamer
+            .statuses(&stream.path)
+            .iter()
+            .map(OutputStatus::from_destination)
+            .collect(),
+    }
+}
+
+/// What changes a report: the stream word and each output's status (not counters).
+fn fingerprint(s: &StreamStatus) -> Vec<String> {
+    let mut v = vec![s.status.clone()];
+    v.extend(
+        s.outputs
+            .iter()
+            .map(|o| format!("{} {} {}", o.id, o.status, o.error.is_some())),
+    );
+    v
+}
+
+async fn send(
+    client: &CloudClient,
+    event: &Event<StreamStatus>,
+    ready: &HlsReady,
+) -> Result<(), CloudError> {
+    match event {
+        Event::HlsReady => client.post("/api/rtmp-relay/hls-ready", ready).await,
+        Event::Status(s) => client.post("/api/rtmp-relay/stream-status", s).await,
+    }
+}
+
+async fn run(
+    stream: Arc<Stream>,
+    origin: Arc<Origin>,
+    restreamer: Arc<Restreamer>,
+    client: CloudClient,
+    cfg: Arc<ControlConfig>,
+) {
+    let base = format!("{}/{}", cfg.public_url, stream.path.url_path());
+    let ready = HlsReady {
+        user_id: stream.path.user_id.clone(),
+        stream_id: stream.path.stream_id.clone(),
+        hls_url: format!("{base}/index.m3u8"),
+        dash_url: format!("{base}/index.mpd"),
+    };
+    let mut outbox: Outbox<StreamStatus> = Outbox::new(cfg.outbox);
+    let os = origin.get(&stream.path);
+    let playable = async {
+        match &os {
+            Some(os) => os.wait_playable().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(playable);
+    let mut announced = false;
+    let ended = stream.wait_ended();
+    tokio::pin!(ended);
+    let mut poll = tokio::time::interval(cfg.poll_interval);
+    let mut heartbeat = tokio::time::interval(cfg.heartbeat);
+    let mut watch = tokio::time::interval(Duration::from_millis(500));
+    let (mut last_bytes, mut last_at) = (stream.bytes_in(), Instant::now());
+    let mut bitrate = 0u64;
+    let mut last_reported: Option<Vec<String>> = None;
+    let mut in_flight: Option<Request> = None;
+    let mut destinations: Option<
+        tokio::task::JoinHandle<Result<Vec<DestinationSpec>, CloudError>>,
+    > = None;
+    let mut is_ended = false;
+
+    loop {
+        if in_flight.is_none()
+            && let Some(event) = outbox.poll_request(Instant::now())
+        {
+            let (client, ready) = (client.clone(), ready.clone());
+            in_flight = Some(Box::pin(async move { send(&client, &event, &ready).await }));
+        }
+        if is_ended && outbox.is_idle() {
+            return;
+        }
+        let retry = outbox.poll_timeout();
+        tokio::select! {
+            r = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => {
+                in_flight = None;
+                match r {
+                    Ok(()) => outbox.handle_delivered(),
+                    Err(e) if e.is_retryable() => {
+                        warn!(error = %e, "cloud request failed, will retry");
+                        outbox.handle_failed(Instant::now());
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "cloud refused a report");
+                        outbox.handle_rejected();
+                    }
+                }
+            }
+            _ = async { tokio::time::sleep_until(retry.expect("guarded").into()).await }, if retry.is_some() => {}
+            ok = &mut playable, if !announced => {
+                announced = true;
+                if ok {
+                    outbox.handle_hls_ready(Instant::now());
+                }
+            }
+            _ = poll.tick(), if !is_ended && destinations.is_none() => {
+                let (client, path) = (client.clone(), stream.path.clone());
+                destinations = Some(tokio::spawn(async move { client.destinations(&path).await }));
+            }
+            r = async { destinations.as_mut().expect("guarded").await }, if destinations.is_some() => {
+                destinations = None;
+                match r {
+                    Ok(Ok(list)) => {
+                        let mut all = restreamer.static_for(&stream.path);
+                        all.extend(list);
+                        restreamer.set_destinations(&stream, all);
+                    }
+                    // Keep the current destinations: a flaky cloud must not stop restreams.
+                    Ok(Err(e)) => warn!(error = %e, "could not fetch restream destinations"),
+                    Err(e) => warn!(error = %e, "destination poll task failed"),
+                }
+            }
+            _ = heartbeat.tick(), if !is_ended => {
+                let now = Instant::now();
+                let bytes = stream.bytes_in();
+                let secs = now.duration_since(last_at).as_secs_f64();
+                if secs > 0.5 {
+                    bitrate = ((bytes - last_bytes) as f64 * 8.0 / secs) as u64;
+                    (last_bytes, last_at) = (bytes, now);
+                }
+                let s = status(&stream, &restreamer, &origin, "active", bitrate);
+                last_reported = Some(fingerprint(&s));
+                outbox.handle_status(s, now);
+            }
+            _ = watch.tick(), if !is_ended => {
+                let s = status(&stream, &restreamer, &origin, "active", bitrate);
+                let f = fingerprint(&s);
+                if last_reported.as_ref() != Some(&f) {
+                    last_reported = Some(f);
+                    outbox.handle_status(s, Instant::now());
+                }
+            }
+            _ = &mut ended, if !is_ended => {
+                is_ended = true;
+                let s = status(&stream, &restreamer, &origin, "stopped", 0);
+                outbox.handle_status(s, Instant::now());
+            }
+        }
+    }
+}
