@@ -81,23 +81,16 @@ impl<S: Clone> Outbox<S> {
     pub fn handle_hls_ready(&mut self, now: Instant) {
         self.queue.push_back((Event::HlsReady, now));
     }
-
     pub fn handle_status(&mut self, status: S, now: Instant) {
-        // Replace a status that has not been sent yet (the one in flight, if any, stays).
+        // A newer status supersedes every undelivered one (the one in flight stays); hls-ready
+        // keeps its place before it.
         let first_unsent = usize::from(self.in_flight);
-        if let Some(pos) = self
-            .queue
-            .iter()
-            .skip(first_unsent)
-            .position(|(e, _)| matches!(e, Event::Status(_)))
-        {
-            let idx = first_unsent + pos;
-            // Keep ordering: only replace when nothing queued after it is a different kind.
-            if idx + 1 == self.queue.len() {
-                self.queue[idx] = (Event::Status(status), now);
-                return;
-            }
-        }
+        let mut i = 0;
+        self.queue.retain(|(e, _)| {
+            let keep = i < first_unsent || !matches!(e, Event::Status(_));
+            i += 1;
+            keep
+        });
         self.queue.push_back((Event::Status(status), now));
     }
 
@@ -143,6 +136,16 @@ impl<S: Clone> Outbox<S> {
     pub fn handle_failed(&mut self, now: Instant) {
         if self.in_flight {
             self.in_flight = false;
+            // A failed status that a newer one has superseded is not retried.
+            let superseded = matches!(self.queue.front(), Some((Event::Status(_), _)))
+                && self
+                    .queue
+                    .iter()
+                    .skip(1)
+                    .any(|(e, _)| matches!(e, Event::Status(_)));
+            if superseded {
+                self.queue.pop_front();
+            }
             let factor = 2u32.saturating_pow(self.failures.min(16));
             let delay = self
                 .cfg
@@ -204,6 +207,25 @@ mod tests {
         o.handle_delivered();
         assert!(o.is_idle());
         assert_eq!(o.delivered(), 2);
+    }
+    #[test]
+    fn a_failed_status_before_hls_ready_is_superseded() {
+        let mut o: Outbox<u32> = Outbox::new(OutboxConfig::default());
+        let mut now = Instant::now();
+        o.handle_status(1, now);
+        assert_eq!(o.poll_request(now), Some(Event::Status(1)));
+        o.handle_failed(now);
+        o.handle_hls_ready(now);
+        for s in 2..10 {
+            o.handle_status(s, now);
+        }
+        now = o.poll_timeout().unwrap();
+        let mut sent = Vec::new();
+        while let Some(e) = o.poll_request(now) {
+            sent.push(e);
+            o.handle_delivered();
+        }
+        assert_eq!(sent, vec![Event::HlsReady, Event::Status(9)]);
     }
 
     #[test]
@@ -276,17 +298,18 @@ mod tests {
                     Op::Fail => { if in_flight.take().is_some() { o.handle_failed(now); } }
                     Op::Advance(ms) => now += Duration::from_millis(u64::from(ms)),
                 }
-            }
-            // Drain with a healthy cloud.
+            }            // Drain with a healthy cloud: whatever piled up collapses to one status.
             if let Some(e) = in_flight.take() { delivered.push(e); o.handle_delivered(); }
+            let before_drain = delivered.len();
             for _ in 0..1000 {
                 now += Duration::from_secs(20);
                 match o.poll_request(now) {
                     Some(e) => { delivered.push(e); o.handle_delivered(); }
                     None => break,
                 }
-            }
-            prop_assert!(o.is_idle());
+            }            prop_assert!(o.is_idle());
+            let drained_statuses = delivered[before_drain..].iter().filter(|e| matches!(e, Event::Status(_))).count();
+            prop_assert!(drained_statuses <= 1, "{} statuses replayed", drained_statuses);
             let ready_count = delivered.iter().filter(|e| matches!(e, Event::HlsReady)).count();
             prop_assert_eq!(ready_count, readies);
             if let Some(s) = last_status {
