@@ -335,12 +335,10 @@ async fn a_failing_cloud_loses_no_final_state() {
     )
     .await;
     // Latest state wins: once recovered, the backlog is not replayed report by report.
-    let calls = cloud.calls.lock().unwrap();
-    let after = calls[n_before..]
+    let after = cloud.calls.lock().unwrap()[n_before..]
         .iter()
         .filter(|c| c.method == "POST")
         .count();
     assert!(after <= 3, "{after} reports replayed after the outage");
-    drop(calls);
     server.shutdown(Duration::from_secs(5)).await;
 }
