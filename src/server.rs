@@ -133,6 +133,9 @@ impl Server {
             std::process::id().into(),
         );
         restreamer.attach(&registry);
+        metrics.register_collector(Box::new(relay::restream::restreamer::RestreamCollector(
+            restreamer.clone(),
+        )));
 
         let rtmp = TcpListener::bind(cfg.rtmp_listen)
             .await

@@ -596,6 +596,27 @@ async fn static_rule_and_destinations_changed_in_place() {
         || live(1),
     )
     .await;
+    // Per-destination metrics, with the key masked.
+    let (_, m) = get_text(&http_url(&server, "metrics")).await;
+    let url = format!("rtmp://127.0.0.1:{}/live/***", nginx.port);
+    for name in [
+        "glasscast_restream_destination_state{",
+        "glasscast_restream_bytes_sent_total{",
+        "glasscast_restream_reconnects_total{",
+        "glasscast_restream_dropped_frames_total{",
+    ] {
+        let line = m
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in\n{m}"));
+        assert!(line.contains(&format!("url=\"{url}\"")), "{line}");
+        assert!(
+            line.contains("stream=\"live/rules@example.com/s\""),
+            "{line}"
+        );
+    }
+    assert!(m.contains("state=\"active\""));
+    assert!(!m.contains("from-rule"), "stream key in metrics");
     assert_eq!(
         s[0].masked_url,
         format!("rtmp://127.0.0.1:{}/live/***", nginx.port)

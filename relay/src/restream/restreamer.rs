@@ -188,6 +188,15 @@ impl Restreamer {
         }
     }
 
+    /// Every live stream's destinations (keys masked).
+    pub fn all_statuses(&self) -> Vec<(StreamPath, DestinationStatus)> {
+        let paths: Vec<StreamPath> = self.streams().keys().cloned().collect();
+        paths
+            .into_iter()
+            .flat_map(|p| self.statuses(&p).into_iter().map(move |s| (p.clone(), s)))
+            .collect()
+    }
+
     /// The destinations of a live stream, keys masked, sorted by name.
     pub fn statuses(&self, path: &StreamPath) -> Vec<DestinationStatus> {
         let streams = self.streams();
@@ -198,6 +207,81 @@ impl Restreamer {
         v.extend(e.invalid.iter().cloned());
         v.sort_by(|a, b| a.name.cmp(&b.name).then(a.masked_url.cmp(&b.masked_url)));
         v
+    }
+}
+
+impl std::fmt::Debug for Restreamer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Restreamer")
+            .field("rules", &self.rules.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Per-destination metrics, read at scrape time. Labels: the stream path, the destination's
+/// name and its masked URL; never a stream key, never an error text (unbounded).
+#[derive(Debug)]
+pub struct RestreamCollector(pub Arc<Restreamer>);
+
+impl prometheus_client::collector::Collector for RestreamCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::MetricType;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+
+        let all = self.0.all_statuses();
+        let labels = |p: &StreamPath, s: &DestinationStatus| -> Vec<(String, String)> {
+            vec![
+                (
+                    "stream".into(),
+                    format!("live/{}/{}", p.user_id, p.stream_id),
+                ),
+                ("destination".into(), s.name.clone()),
+                ("url".into(), s.masked_url.clone()),
+            ]
+        };
+        {
+            let mut m = encoder.encode_descriptor(
+                "glasscast_restream_destination_state",
+                "1 for the state each restream destination is in (active, connecting, error, stopped)",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (p, s) in &all {
+                let mut l = labels(p, s);
+                l.push(("state".into(), s.state.status().into()));
+                ConstGauge::new(1i64).encode(m.encode_family(&l)?)?;
+            }
+        }
+        type Field = fn(&DestinationStatus) -> u64;
+        let counters: [(&str, &str, Field); 3] = [
+            (
+                "glasscast_restream_bytes_sent",
+                "Bytes written to the destination",
+                |s| s.bytes_sent,
+            ),
+            (
+                "glasscast_restream_reconnects",
+                "Connections opened after the first",
+                |s| s.reconnects,
+            ),
+            (
+                "glasscast_restream_dropped_frames",
+                "Media messages dropped because the destination was slower than the stream",
+                |s| s.dropped,
+            ),
+        ];
+        for (name, help, field) in counters {
+            let mut m = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (p, s) in &all {
+                ConstCounter::new(field(s)).encode(m.encode_family(&labels(p, s))?)?;
+            }
+        }
+        Ok(())
     }
 }
 
