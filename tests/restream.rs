@@ -145,28 +145,42 @@ fn statuses(p: &Arc<Mutex<Vec<Pusher>>>) -> Vec<relay::restream::pusher::Destina
     p.lock().unwrap().iter().map(Pusher::status).collect()
 }
 
+/// Starts publishing the fixture `loops + 1` times back to back with `-c copy`.
+fn spawn_fixture(
+    server: &glasscast::server::Server,
+    path: &str,
+    loops: u32,
+) -> tokio::task::JoinHandle<std::process::ExitStatus> {
+    let url = rtmp_url(server, path);
+    tokio::spawn(async move {
+        Command::new("ffmpeg")
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-nostdin",
+                "-re",
+                "-stream_loop",
+                &loops.to_string(),
+                "-i",
+                FIXTURE,
+                "-c",
+                "copy",
+                "-f",
+                "flv",
+                &url,
+            ])
+            .status()
+            .await
+            .expect("ffmpeg runs")
+    })
+}
+
 /// Publishes the fixture `loops + 1` times back to back with `-c copy`.
 async fn publish_fixture(server: &glasscast::server::Server, path: &str, loops: u32) {
-    let status = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-nostdin",
-            "-re",
-            "-stream_loop",
-            &loops.to_string(),
-            "-i",
-            FIXTURE,
-            "-c",
-            "copy",
-            "-f",
-            "flv",
-        ])
-        .arg(rtmp_url(server, path))
-        .status()
+    let status = spawn_fixture(server, path, loops)
         .await
-        .unwrap();
+        .expect("publisher task");
     assert!(status.success());
 }
 
@@ -313,31 +327,7 @@ async fn a_restarted_destination_is_reconnected_and_the_other_misses_nothing() {
     let steady = NginxRtmp::start().await;
     let server = start(&[("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "500")]).await;
     let pushers = restream_to(&server, vec![flaky.url("k"), steady.url("k")]);
-    let publisher = tokio::spawn({
-        let url = rtmp_url(&server, "live/flaky/s");
-        async move {
-            Command::new("ffmpeg")
-                .args([
-                    "-hide_banner",
-                    "-loglevel",
-                    "error",
-                    "-nostdin",
-                    "-re",
-                    "-stream_loop",
-                    "2",
-                    "-i",
-                    FIXTURE,
-                    "-c",
-                    "copy",
-                    "-f",
-                    "flv",
-                    &url,
-                ])
-                .status()
-                .await
-                .unwrap()
-        }
-    });
+    let publisher = spawn_fixture(&server, "live/flaky/s", 2);
     eventually(
         "both destinations live",
         Duration::from_secs(10),
@@ -444,31 +434,7 @@ async fn a_throttled_destination_loses_frames_alone() {
     let proxy = throttling_proxy(nginx.port, 60_000).await;
     let slow = format!("rtmp://127.0.0.1:{proxy}/live/slow");
     let pushers = restream_to(&server, vec![slow, nginx.url("fast")]);
-    let publisher = tokio::spawn({
-        let url = rtmp_url(&server, "live/throttle/s");
-        async move {
-            Command::new("ffmpeg")
-                .args([
-                    "-hide_banner",
-                    "-loglevel",
-                    "error",
-                    "-nostdin",
-                    "-re",
-                    "-stream_loop",
-                    "2",
-                    "-i",
-                    FIXTURE,
-                    "-c",
-                    "copy",
-                    "-f",
-                    "flv",
-                    &url,
-                ])
-                .status()
-                .await
-                .unwrap()
-        }
-    });
+    let publisher = spawn_fixture(&server, "live/throttle/s", 2);
     // Meanwhile the HLS output keeps its part cadence.
     let os = eventually("packager", Duration::from_secs(10), || async {
         server
@@ -555,31 +521,7 @@ async fn static_rule_and_destinations_changed_in_place() {
         user_id: "rules@example.com".into(),
         stream_id: "s".into(),
     };
-    let publisher = tokio::spawn({
-        let url = rtmp_url(&server, "live/rules%40example.com/s");
-        async move {
-            Command::new("ffmpeg")
-                .args([
-                    "-hide_banner",
-                    "-loglevel",
-                    "error",
-                    "-nostdin",
-                    "-re",
-                    "-stream_loop",
-                    "2",
-                    "-i",
-                    FIXTURE,
-                    "-c",
-                    "copy",
-                    "-f",
-                    "flv",
-                    &url,
-                ])
-                .status()
-                .await
-                .unwrap()
-        }
-    });
+    let publisher = spawn_fixture(&server, "live/rules%40example.com/s", 2);
     let live = |n: usize| {
         let (server, path) = (&server, &path);
         async move {
