@@ -57,7 +57,7 @@ impl NginxRtmp {
              load_module {};\nevents {{}}\n\
              http {{ access_log off; server {{ listen 127.0.0.1:{http_port}; location / {{ return 403; }} }} }}\n\
              rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
-               application live {{ live on; record all; record_path {d}; record_unique off; record_append on; }}\n\
+               application live {{ live on; meta copy; record all; record_path {d}; record_unique off; record_append on; }}\n\
                application deny {{ live on; on_publish http://127.0.0.1:{http_port}/auth; }} }} }}\n",
             module.display()
         );
@@ -280,6 +280,7 @@ async fn two_destinations_receive_the_stream_bit_identical() {
         let audio = packet_hashes(&rec, "a").await;
         // Audio is forwarded from the first keyframe on; the fixture starts with one.
         assert_eq!(audio, source_audio, "{key}: audio differs from the source");
+
         let dts = packet_dts(&rec).await;
         assert!(
             dts.windows(2).all(|w| w[0] <= w[1]),
@@ -558,6 +559,34 @@ async fn static_rule_and_destinations_changed_in_place() {
         );
     }
     assert!(m.contains("state=\"active\""));
+    // A player reading the destination live sees the onMetaData we sent (nginx: `meta copy`),
+    // and the sequence headers (it can tell the codecs and size).
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format_tags=encoder:stream=codec_name,width,height",
+            "-of",
+            "default=nw=1",
+        ])
+        .arg(nginx.url("from-rule"))
+        .output()
+        .await
+        .unwrap();
+    let probe = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "TAG:encoder=glasscast",
+        "codec_name=h264",
+        "width=1280",
+        "height=720",
+        "codec_name=aac",
+    ] {
+        assert!(
+            probe.contains(want),
+            "{want} missing from the destination's live stream:\n{probe}"
+        );
+    }
     assert!(!m.contains("from-rule"), "stream key in metrics");
     assert_eq!(
         s[0].masked_url,
