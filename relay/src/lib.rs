@@ -1,7 +1,10 @@
-//! Glasscast relay: RTMP ingest, media parsing, and the per-stream registry and fan-out.
+//! Glasscast relay: RTMP ingest, media parsing, the per-stream registry and fan-out,
+//! restreaming to RTMP/RTMPS destinations, and the control-plane client.
 //!
-//! The protocol and media logic here is sans-IO (no sockets, clocks or tasks); the tokio
-//! shells are [`ingest`] and the grace timers of [`registry`].
+//! The protocol and media logic here is sans-IO (no sockets, clocks or tasks): FLV/H.264/AAC
+//! parsing, the hub, the restream supervisor and forwarder, the cloud outbox. The tokio shells
+//! are [`ingest`], the grace timers of [`registry`], [`restream::pusher`] and
+//! [`cloud::client`].
 
 pub mod aac;
 mod bits;
