@@ -173,6 +173,38 @@ pub async fn get(url: &str) -> (u16, hyper::HeaderMap, Bytes) {
     get_with(url, &[]).await
 }
 
+/// A keep-alive HTTP client, as a player holds one.
+#[derive(Clone)]
+pub struct Http(Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>);
+
+impl Http {
+    pub fn new() -> Self {
+        Self(Client::builder(TokioExecutor::new()).build_http())
+    }
+
+    pub async fn get(&self, url: &str) -> (u16, Bytes) {
+        let req = hyper::Request::get(url)
+            .body(Empty::new())
+            .expect("request");
+        let resp = self
+            .0
+            .request(req)
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let status = resp.status().as_u16();
+        (
+            status,
+            resp.into_body().collect().await.expect("body").to_bytes(),
+        )
+    }
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> (u16, hyper::HeaderMap, Bytes) {
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut req = hyper::Request::get(url);

@@ -1,0 +1,284 @@
+//! The CDN configurations in `cdn-config/`, run for real in front of the origin: LL-HLS still
+//! works through the cache (blocking reload, preload hints, hls.js), media is served from the
+//! cache, and 100 viewers cost the origin about one request per part, not one per viewer.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use glasscast::server::Server;
+use tokio::process::{Child, Command};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real nginx running `cdn-config/nginx/glasscast.conf` in front of `origin`.
+struct NginxCdn {
+    port: u16,
+    _dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl NginxCdn {
+    async fn start(origin: std::net::SocketAddr) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let template = std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("cdn-config/nginx/glasscast.conf"),
+        )
+        .unwrap();
+        let d = dir.path().display();
+        let site = template
+            .replace("@ORIGIN@", &origin.to_string())
+            .replace("@LISTEN@", &format!("127.0.0.1:{port}"))
+            .replace("@CACHE_DIR@", &format!("{d}/cache"));
+        std::fs::write(dir.path().join("site.conf"), site).unwrap();
+        std::fs::write(
+            dir.path().join("nginx.conf"),
+            format!(
+                "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+                 events {{ worker_connections 4096; }}\n\
+                 http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
+                 include {d}/site.conf; }}\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new("nginx")
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .arg("-p")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("nginx is required (Debian: nginx)");
+        eventually("nginx edge listening", Duration::from_secs(10), || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ())
+        })
+        .await;
+        Self {
+            port,
+            _dir: dir,
+            child,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+}
+
+impl Drop for NginxCdn {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// Origin HTTP requests so far, by kind (from the origin's own metrics).
+async fn origin_requests(server: &Server, kind: &str) -> u64 {
+    let (_, m) = get_text(&http_url(server, "metrics")).await;
+    m.lines()
+        .filter(|l| {
+            l.starts_with("glasscast_http_requests_total{")
+                && l.contains(&format!("kind=\"{kind}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// One simulated LL-HLS viewer, like hls.js: a blocking reload for the next part and a GET of
+/// the preload-hinted part, in parallel, over and over. Returns parts received.
+async fn viewer(base: String, until: Instant) -> u64 {
+    let http = Http::new();
+    let text_of = |b: bytes::Bytes| String::from_utf8_lossy(&b).into_owned();
+    let mut text = text_of(http.get(&format!("{base}/media.m3u8")).await.1);
+    let mut parts = 0;
+    while Instant::now() < until {
+        let live = parse_live(&text);
+        let Some(hint) = live.preload_hint.clone() else {
+            break;
+        };
+        let playlist = format!(
+            "{base}/media.m3u8?_HLS_msn={}&_HLS_part={}",
+            live.open_msn(),
+            live.open_parts
+        );
+        let part = format!("{base}/{hint}");
+        let ((s1, t), (s2, body)) = tokio::join!(http.get(&playlist), http.get(&part));
+        assert_eq!((s1, s2), (200, 200), "viewer request failed");
+        assert!(!body.is_empty());
+        parts += 1;
+        text = text_of(t);
+    }
+    parts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ll_hls_through_nginx() {
+    let server = start(&[]).await;
+    let cdn = NginxCdn::start(server.http_addr).await;
+    let _ff = publish(
+        &Source::normal(40.0),
+        &rtmp_url(&server, "live/cdn%40example.com/s"),
+    );
+    let base = cdn.url("live/cdn%40example.com/s");
+    let text = eventually(
+        "a segment through the CDN",
+        Duration::from_secs(20),
+        || async {
+            let (s, t) = get_text(&format!("{base}/media.m3u8")).await;
+            (s == 200 && parse_live(&t).complete_segments >= 2).then_some(t)
+        },
+    )
+    .await;
+    let live = parse_live(&text);
+
+    // Blocking reload works through the cache and returns the awaited part.
+    let hint = live.preload_hint.clone().unwrap();
+    let (s, blocked) = get_text(&format!(
+        "{base}/media.m3u8?_HLS_msn={}&_HLS_part={}",
+        live.open_msn(),
+        live.open_parts
+    ))
+    .await;
+    assert_eq!(s, 200);
+    assert!(blocked.contains(&hint), "{blocked}");
+    // The preload-hinted part comes back complete.
+    let (s, h, body) = get(&format!(
+        "{base}/{}",
+        parse_live(&blocked).preload_hint.unwrap()
+    ))
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(&body[4..8], b"moof");
+    assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
+
+    // Media: a miss, then a hit.
+    let seg = text
+        .lines()
+        .find(|l| l.ends_with(".m4s") && !l.starts_with('#'))
+        .unwrap();
+    let (_, h1, b1) = get(&format!("{base}/{seg}")).await;
+    let (_, h2, b2) = get(&format!("{base}/{seg}")).await;
+    assert_eq!(b1, b2);
+    assert_eq!(
+        h2["x-cache-status"],
+        "HIT",
+        "first was {:?}",
+        h1.get("x-cache-status")
+    );
+    // Range as ffmpeg sends it, from the cache.
+    let (s, _, ranged) = get_with(&format!("{base}/{seg}"), &[("range", "bytes=0-")]).await;
+    assert!(s == 206 || s == 200);
+    assert_eq!(ranged, b1);
+    // Plain playlists are never served stale from the cache.
+    let (_, h, _) = get(&format!("{base}/media.m3u8")).await;
+    assert_ne!(
+        h.get("x-cache-status").map(|v| v.to_str().unwrap()),
+        Some("HIT")
+    );
+
+    // hls.js in Chromium plays through the CDN with low latency.
+    let out = Command::new("node")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/player.mjs"))
+        .args(["hlsjs", &format!("{base}/index.m3u8"), "10"])
+        .output()
+        .await
+        .expect("node runs (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r["fatal"].is_null(), "{r}");
+    let mut lat: Vec<f64> = r["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["latency"].as_f64())
+        .collect();
+    assert!(lat.len() > 5, "{r}");
+    lat.sort_by(f64::total_cmp);
+    let p50 = lat[lat.len() / 2];
+    eprintln!("hls.js through nginx: latency p50 {p50:.3} s");
+    assert!(p50 < 3.0, "{p50}");
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_viewers_cost_one_origin_request_per_part() {
+    let server = start(&[]).await;
+    let cdn = Arc::new(NginxCdn::start(server.http_addr).await);
+    let _ff = publish(&Source::normal(40.0), &rtmp_url(&server, "live/crowd/s"));
+    let base = cdn.url("live/crowd/s");
+    eventually(
+        "a segment through the CDN",
+        Duration::from_secs(20),
+        || async {
+            let (s, t) = get_text(&format!("{base}/media.m3u8")).await;
+            (s == 200 && parse_live(&t).complete_segments >= 1).then_some(())
+        },
+    )
+    .await;
+    let os = server
+        .origin
+        .get(&relay::path::StreamPath {
+            user_id: "crowd".into(),
+            stream_id: "s".into(),
+        })
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(9);
+    let viewers: Vec<_> = (0..100)
+        .map(|_| tokio::spawn(viewer(base.clone(), until)))
+        .collect();
+    // Let every viewer get past its first (uncacheable) plain playlist request.
+    tokio::time::sleep_until((Instant::now() + Duration::from_secs(2)).into()).await;
+    let (p0, m0, parts0) = (
+        origin_requests(&server, "playlist").await,
+        origin_requests(&server, "media").await,
+        os.next_part_index(),
+    );
+    tokio::time::sleep_until((Instant::now() + Duration::from_secs(5)).into()).await;
+    let (p1, m1, parts1) = (
+        origin_requests(&server, "playlist").await,
+        origin_requests(&server, "media").await,
+        os.next_part_index(),
+    );
+    let mut received = 0;
+    for v in viewers {
+        received += v.await.unwrap();
+    }
+    let parts = (parts1 - parts0).max(1) as f64;
+    let per_part_playlist = (p1 - p0) as f64 / parts;
+    let per_part_media = (m1 - m0) as f64 / parts;
+    eprintln!(
+        "100 viewers through nginx: {parts} parts, origin playlist requests/part {per_part_playlist:.2}, media requests/part {per_part_media:.2}, parts received by viewers {received}"
+    );
+    // nginx wakes requests waiting on a cache lock every 500 ms (hard-coded), so coalesced
+    // viewers advance about two parts per second instead of five: they keep playing, behind.
+    assert!(received > 100 * 12, "viewers stalled: {received} parts");
+    // About one origin request per part for the whole crowd, not one per viewer. Viewers that
+    // drift apart ask for a few distinct URLs, hence the margin.
+    assert!(
+        per_part_playlist < 6.0,
+        "{per_part_playlist} origin playlist requests per part"
+    );
+    assert!(
+        per_part_media < 2.0,
+        "{per_part_media} origin media requests per part"
+    );
+    server.shutdown(Duration::from_secs(5)).await;
+}
