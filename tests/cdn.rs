@@ -338,3 +338,46 @@ async fn hundred_viewers_through_varnish_cost_one_origin_request_per_part() {
     );
     assert!(media < 2.0, "{media} origin media requests per part");
 }
+
+#[test]
+fn cloudflare_rules_cover_every_case() {
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("cdn-config/cloudflare/cache-rules.json"),
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let rules = v["rules"].as_array().unwrap();
+    let find = |needle: &str| {
+        rules
+            .iter()
+            .find(|r| r["expression"].as_str().unwrap().contains(needle))
+            .unwrap_or_else(|| panic!("no rule mentions {needle}"))
+    };
+    // Directive playlists: cached, whole query in the key, after the plain-playlist bypass.
+    let directive = find("_HLS_");
+    assert_eq!(directive["action_parameters"]["cache"], true);
+    assert_eq!(
+        directive["action_parameters"]["cache_key"]["custom_key"]["query_string"]["include"],
+        "*"
+    );
+    let idx = |r: &serde_json::Value| rules.iter().position(|x| x == r).unwrap();
+    let plain = find(".mpd");
+    assert_eq!(plain["action_parameters"]["cache"], false);
+    assert!(
+        idx(plain) < idx(directive),
+        "the directive rule must come after (and override) the bypass"
+    );
+    // Media cached per origin headers; errors never cached.
+    assert_eq!(
+        find(".m4s")["action_parameters"]["edge_ttl"]["mode"],
+        "respect_origin"
+    );
+    let errors = rules
+        .iter()
+        .find(|r| r["action_parameters"]["edge_ttl"]["status_code_ttl"].is_array())
+        .unwrap();
+    assert_eq!(
+        errors["action_parameters"]["edge_ttl"]["status_code_ttl"][0]["value"],
+        0
+    );
+}
