@@ -27,6 +27,8 @@ use relay::media::{AacConfig, AudioFrame, AvcConfig, MediaMessage, VideoFrame};
 use crate::cmaf::{Sample, TrackRun, TrackSet, VIDEO_TIMESCALE, write_fragment, write_init};
 
 const AAC_FRAME: u64 = 1024;
+/// How far audio timestamps may step back without being a discontinuity.
+const AUDIO_BACKWARD_TOLERANCE_MS: i64 = 500;
 /// Used for the last video frame of a segment closed without a successor (end of stream).
 const DEFAULT_VIDEO_FRAME: u32 = VIDEO_TIMESCALE / 30;
 
@@ -319,7 +321,15 @@ impl Fragmenter {
         };
         if let Some(last) = last {
             let gap = self.cfg.max_gap.as_millis() as i64;
-            if out < last || out > last + gap {
+            // Audio timestamps that step back a little (encoder jitter, interleaving) are
+            // absorbed by the sample counter, which drops overlapping frames; only a real jump
+            // back is a discontinuity. Video decode times must not go back at all.
+            let backward_ok = if video {
+                0
+            } else {
+                AUDIO_BACKWARD_TOLERANCE_MS
+            };
+            if out < last - backward_ok || out > last + gap {
                 self.break_stream()?;
                 self.timeline.offset_ms = self.end_ms - unwrapped;
                 out = self.end_ms;
@@ -332,7 +342,7 @@ impl Fragmenter {
         if video {
             self.timeline.last_video_ms = Some(out);
         } else {
-            self.timeline.last_audio_ms = Some(out);
+            self.timeline.last_audio_ms = Some(last.map_or(out, |l| l.max(out)));
         }
         Ok(out)
     }

@@ -341,6 +341,43 @@ fn backward_jump_is_a_discontinuity() {
 }
 
 #[test]
+fn audio_stepping_back_a_little_is_not_a_discontinuity() {
+    // A looped file whose audio runs 100 ms past its video: at the loop, audio timestamps step
+    // back by about 50 ms. That must not close the segment (it would stall video for a GOP).
+    let p = Synth {
+        video: true,
+        audio: true,
+        fps: 30,
+        gop: 60,
+        bframes: false,
+        start_ms: 0,
+        seconds: 4,
+    };
+    let mut msgs = synth(&p);
+    msgs.push((audio_frame(9999, 4010), 0));
+    msgs.push((audio_frame(9998, 4033), 0));
+    let mut again = synth(&Synth {
+        start_ms: 3990,
+        ..p.clone()
+    });
+    again.drain(..2);
+    msgs.extend(again);
+    let c = cfg(200, 2000);
+    let (_, segs, f) = run(c, msgs);
+    check_invariants(&c, &segs, true);
+    assert_eq!(f.stats().discontinuities, 0);
+    assert!(
+        f.stats().dropped_audio_overlap > 0,
+        "overlapping audio is dropped instead"
+    );
+    assert_eq!(
+        count_samples(&segs, 1),
+        240,
+        "no video waits for a later keyframe"
+    );
+}
+
+#[test]
 fn forward_gap_is_a_discontinuity() {
     let p = Synth {
         video: true,

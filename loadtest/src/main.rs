@@ -1,0 +1,94 @@
+//! `glasscast-loadtest`: publishers, LL-HLS viewers, and a latency report.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use clap::Parser;
+use glasscast_loadtest::run::{RunConfig, run};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser)]
+#[command(
+    name = "glasscast-loadtest",
+    about = "Publishers + LL-HLS viewers + publish-to-viewer latency"
+)]
+struct Cli {
+    /// RTMP base to publish to: stream i goes to {publish}/s{i}.
+    #[arg(long)]
+    publish: Option<String>,
+    /// Number of publishers (streams).
+    #[arg(long, default_value_t = 1)]
+    streams: usize,
+    /// FLV file the publishers replay in real time.
+    #[arg(long, default_value = "origin/benches/fixtures/glasses-720p30.flv")]
+    flv: String,
+    /// Publish with `ffmpeg -re -c copy` processes instead of the built-in publisher.
+    #[arg(long)]
+    ffmpeg: bool,
+    /// HTTP base to watch: viewers of stream i open {play}/s{i}/index.m3u8.
+    #[arg(long)]
+    play: Option<String>,
+    /// Watch these playlist URLs instead (any server: Glasscast, a CDN, Cloudflare, ...).
+    #[arg(long, num_args = 1..)]
+    url: Vec<String>,
+    /// Compare two playlist URLs side by side (same viewers on each).
+    #[arg(long, num_args = 2, value_names = ["URL_A", "URL_B"])]
+    compare: Vec<String>,
+    /// LL-HLS viewers per stream (or per URL).
+    #[arg(long, default_value_t = 10)]
+    viewers: usize,
+    /// Legacy viewers (whole segments) per stream (or per URL).
+    #[arg(long, default_value_t = 0)]
+    legacy_viewers: usize,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 30)]
+    duration: u64,
+    /// Seconds for publishers to start before viewers join.
+    #[arg(long, default_value_t = 4)]
+    warmup: u64,
+    /// Where to write report.json, report.md and the SVG charts.
+    #[arg(long, default_value = "loadtest-report")]
+    out: std::path::PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut play: Vec<String> = Vec::new();
+    if let Some(base) = &cli.play {
+        play.extend(
+            (0..cli.streams).map(|i| format!("{}/s{i}/index.m3u8", base.trim_end_matches('/'))),
+        );
+    }
+    play.extend(cli.url.iter().cloned());
+    play.extend(cli.compare.iter().cloned());
+    if play.is_empty() && cli.publish.is_none() {
+        bail!("nothing to do: give --publish and/or --play, --url or --compare");
+    }
+    let total = cli.warmup + cli.duration;
+    let bar = ProgressBar::new(total);
+    bar.set_style(ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} s {msg}",
+    )?);
+    let b = bar.clone();
+    let report = run(
+        RunConfig {
+            publish: cli.publish.clone(),
+            streams: cli.streams,
+            flv: cli.flv.clone(),
+            ffmpeg: cli.ffmpeg,
+            play,
+            viewers: cli.viewers,
+            legacy_viewers: cli.legacy_viewers,
+            duration: Duration::from_secs(cli.duration),
+            warmup: Duration::from_secs(if cli.publish.is_some() { cli.warmup } else { 0 }),
+        },
+        move |elapsed| b.set_position(elapsed.as_secs().min(total)),
+    )
+    .await?;
+    bar.finish_and_clear();
+    report.write(&cli.out)?;
+    println!("{}", report.markdown());
+    println!("report written to {}", cli.out.display());
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! A short load run against the in-process server: built-in publishers replaying the fixture,
+//! LL-HLS and legacy viewers; the report must hold sane numbers.
+
+use std::time::Duration;
+
+use glasscast::config::{Overrides, load};
+use glasscast::server::Server;
+use glasscast_loadtest::run::{RunConfig, run};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_run_reports_sane_numbers() {
+    let env = vec![
+        (
+            "GLASSCAST_RTMP_LISTEN".to_string(),
+            "127.0.0.1:0".to_string(),
+        ),
+        (
+            "GLASSCAST_HTTP_LISTEN".to_string(),
+            "127.0.0.1:0".to_string(),
+        ),
+    ];
+    let cfg = load(None, env, &Overrides::default()).expect("config");
+    let server = Server::start(&cfg).await.expect("server");
+    let report = run(
+        RunConfig {
+            publish: Some(format!("rtmp://{}/live/load", server.rtmp_addr)),
+            streams: 2,
+            flv: concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../origin/benches/fixtures/glasses-720p30.flv"
+            )
+            .into(),
+            ffmpeg: false,
+            play: (0..2)
+                .map(|i| format!("http://{}/live/load/s{i}/index.m3u8", server.http_addr))
+                .collect(),
+            viewers: 3,
+            legacy_viewers: 1,
+            duration: Duration::from_secs(6),
+            warmup: Duration::from_secs(3),
+        },
+        |_| {},
+    )
+    .await
+    .expect("run");
+    assert_eq!(report.publishers, 2);
+    assert_eq!(report.targets.len(), 2);
+    for t in &report.targets {
+        eprintln!("{}", report.markdown());
+        assert_eq!(t.viewers, 4);
+        assert_eq!(t.errors, 0, "{t:?}");
+        // 3 LL viewers x ~5 parts/s x 6 s, plus a few segments for the legacy one.
+        assert!(t.parts > 40, "{} parts", t.parts);
+        assert!(t.latency_ms.count > 40);
+        assert!(
+            t.latency_ms.p50 > 0.0 && t.latency_ms.p50 < 2000.0,
+            "{:?}",
+            t.latency_ms
+        );
+        // Blocking requests are held at most about a part duration.
+        assert!(t.held_ms.p50 < 400.0, "{:?}", t.held_ms);
+    }
+    server.shutdown(Duration::from_secs(5)).await;
+}
