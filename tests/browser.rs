@@ -6,58 +6,9 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
-use tokio::process::Command;
-
-fn browser_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        dir.join("node_modules/hls.js").exists()
-            && dir.join("node_modules/playwright-core").exists(),
-        "npm packages missing: run `npm ci --prefix tests/browser` (scripts/test does)"
-    );
-    dir
-}
-
-async fn node(script: &str, args: &[String]) -> serde_json::Value {
-    require_node_and_chromium();
-    let out = Command::new("node")
-        .arg(browser_dir().join(script))
-        .args(args)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("node runs");
-    assert!(
-        out.status.success(),
-        "{script} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{script} printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
-
-fn require_node_and_chromium() {
-    let ok = |cmd: &str| {
-        std::process::Command::new(cmd)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    assert!(ok("node"), "`node` is required (Debian: nodejs)");
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        std::path::Path::new(&chromium).exists(),
-        "Chromium is required at {chromium} (Debian: chromium; scripts/test installs it)"
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_players_and_strict_playlists() {
@@ -86,7 +37,7 @@ async fn web_players_and_strict_playlists() {
             live.open_parts
         ),
     ];
-    let lint = node("lint.mjs", &urls).await;
+    let lint = node_script("lint.mjs", &urls).await;
     for r in lint.as_array().expect("array") {
         assert_eq!(r["ok"], true, "hls-parser rejected a playlist: {r}");
     }
@@ -99,15 +50,7 @@ async fn web_players_and_strict_playlists() {
         // Plain (not low-latency) DASH: three segments of presentation delay.
         ("dashjs", "index.mpd", 15.0),
     ] {
-        let r = node(
-            "player.mjs",
-            &[
-                player.into(),
-                format!("{base}/{manifest}"),
-                seconds.to_string(),
-            ],
-        )
-        .await;
+        let r = run_player(player, &format!("{base}/{manifest}"), seconds).await;
         assert!(r["fatal"].is_null(), "{player} fatal error: {r}");
         assert_eq!(
             r["pageErrors"].as_array().map(Vec::len),
@@ -119,14 +62,8 @@ async fn web_players_and_strict_playlists() {
             decoded > seconds * 30 / 3,
             "{player} decoded only {decoded} frames: {r}"
         );
-        let mut lat: Vec<f64> = r["samples"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|s| s["latency"].as_f64())
-            .collect();
+        let lat = player_latencies(&r);
         assert!(lat.len() > 10, "{player}: too few latency samples: {r}");
-        lat.sort_by(f64::total_cmp);
         let p50 = lat[lat.len() / 2];
         let p95 = lat[lat.len() * 95 / 100];
         eprintln!(

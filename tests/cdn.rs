@@ -223,27 +223,10 @@ async fn ll_hls_through(kind: Kind) {
     assert_ne!(cache(&h).as_deref(), Some("HIT"));
 
     // hls.js in Chromium plays through the CDN with low latency.
-    let out = Command::new("node")
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/player.mjs"))
-        .args(["hlsjs", &format!("{base}/index.m3u8"), "10"])
-        .output()
-        .await
-        .expect("node runs (scripts/test installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = run_player("hlsjs", &format!("{base}/index.m3u8"), 10).await;
     assert!(r["fatal"].is_null(), "{r}");
-    let mut lat: Vec<f64> = r["samples"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|s| s["latency"].as_f64())
-        .collect();
+    let lat = player_latencies(&r);
     assert!(lat.len() > 5, "{r}");
-    lat.sort_by(f64::total_cmp);
     let p50 = lat[lat.len() / 2];
     eprintln!("hls.js through {kind:?}: latency p50 {p50:.3} s");
     assert!(p50 < 3.0, "{p50}");

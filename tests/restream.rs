@@ -632,11 +632,7 @@ async fn static_rule_and_destinations_changed_in_place() {
 async fn rtmps_destination_with_verified_certificate() {
     // The destination: a second Glasscast with RTMPS ingest and a certificate for "localhost".
     let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&c, cert.cert.pem()).unwrap();
-    std::fs::write(&k, cert.signing_key.serialize_pem()).unwrap();
-    let (c, k) = (c.display().to_string(), k.display().to_string());
+    let (c, k) = self_signed(dir.path());
     let dest_server = start(&[
         ("GLASSCAST_RTMPS_LISTEN", "127.0.0.1:0"),
         ("GLASSCAST_RTMPS_CERT", &c),
@@ -668,11 +664,7 @@ async fn rtmps_destination_with_verified_certificate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rtmps_destination_with_an_untrusted_certificate_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&c, cert.cert.pem()).unwrap();
-    std::fs::write(&k, cert.signing_key.serialize_pem()).unwrap();
-    let (c, k) = (c.display().to_string(), k.display().to_string());
+    let (c, k) = self_signed(dir.path());
     let dest_server = start(&[
         ("GLASSCAST_RTMPS_LISTEN", "127.0.0.1:0"),
         ("GLASSCAST_RTMPS_CERT", &c),

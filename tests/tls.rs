@@ -7,16 +7,6 @@ use std::time::Duration;
 use common::*;
 use tokio::process::Command;
 
-/// Writes a self-signed certificate for 127.0.0.1/localhost; returns (cert, key) paths.
-fn self_signed(dir: &std::path::Path) -> (String, String) {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-        .expect("certificate");
-    let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&c, cert.cert.pem()).unwrap();
-    std::fs::write(&k, cert.signing_key.serialize_pem()).unwrap();
-    (c.display().to_string(), k.display().to_string())
-}
-
 /// The HTTP version curl negotiated for `url` ("2", "1.1").
 async fn curl_version(args: &[&str], url: &str) -> (String, String) {
     require("curl");

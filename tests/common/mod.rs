@@ -387,3 +387,85 @@ pub fn now_ms() -> i64 {
         .expect("after epoch")
         .as_millis() as i64
 }
+
+/// Writes a self-signed certificate for localhost and 127.0.0.1 into `dir`; returns the
+/// (certificate, key) PEM paths.
+pub fn self_signed(dir: &std::path::Path) -> (String, String) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("certificate");
+    let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&c, cert.cert.pem()).expect("write certificate");
+    std::fs::write(&k, cert.signing_key.serialize_pem()).expect("write key");
+    (c.display().to_string(), k.display().to_string())
+}
+
+/// Runs one of the `tests/browser` Node scripts (real Chromium via playwright-core, or
+/// hls-parser) and returns the JSON it prints. Fails loudly when Node, Chromium or the npm
+/// packages are missing.
+pub async fn node_script(script: &str, args: &[String]) -> serde_json::Value {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let ok = |cmd: &str| {
+        std::process::Command::new(cmd)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    assert!(
+        ok("node"),
+        "`node` is required (Debian: nodejs; scripts/test installs it)"
+    );
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "Chromium is required at {chromium} (Debian: chromium; scripts/test installs it)"
+    );
+    for pkg in [
+        "hls.js",
+        "shaka-player",
+        "dashjs",
+        "playwright-core",
+        "hls-parser",
+    ] {
+        assert!(
+            dir.join("node_modules").join(pkg).exists(),
+            "npm package {pkg} missing: run `npm ci --prefix tests/browser` (scripts/test does)"
+        );
+    }
+    let out = Command::new("node")
+        .arg(dir.join(script))
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{script} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Runs a web player (`hlsjs`, `shaka`, `dashjs`) on `url` in headless Chromium for `seconds`.
+pub async fn run_player(player: &str, url: &str, seconds: u64) -> serde_json::Value {
+    node_script(
+        "player.mjs",
+        &[player.to_string(), url.to_string(), seconds.to_string()],
+    )
+    .await
+}
+
+/// Sorted latency samples (seconds) from a `run_player` result.
+pub fn player_latencies(r: &serde_json::Value) -> Vec<f64> {
+    let mut lat: Vec<f64> = r["samples"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s["latency"].as_f64()).collect())
+        .unwrap_or_default();
+    lat.sort_by(f64::total_cmp);
+    lat
+}
