@@ -13,7 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use percent_encoding::utf8_percent_encode;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::path::StreamPath;
 use crate::restream::pusher::DestinationStatus;
@@ -82,15 +82,10 @@ pub struct OutputStatus {
 }
 
 impl OutputStatus {
-    /// From a destination's status: the id is derived from the masked URL and name, so it is
-    /// stable for a destination and reveals nothing of its key.
+    /// From a destination's status (its id is stable and reveals nothing of its key).
     pub fn from_destination(d: &DestinationStatus) -> Self {
-        let digest = Sha256::new()
-            .chain_update(d.masked_url.as_bytes())
-            .chain_update(d.name.as_bytes())
-            .finalize();
         Self {
-            id: hex(&digest[..6]),
+            id: d.id.clone(),
             name: d.name.clone(),
             url: d.masked_url.clone(),
             status: d.state.status().to_string(),
@@ -284,6 +279,7 @@ mod tests {
             serde_json::json!({"userId":"a@b.c","streamId":"s","hlsUrl":"h","dashUrl":"d"})
         );
         let d = DestinationStatus {
+            id: "0123456789ab".into(),
             name: "YouTube".into(),
             masked_url: "rtmp://a.rtmp.youtube.com:1935/live2/***".into(),
             state: crate::restream::supervisor::DestState::Live,

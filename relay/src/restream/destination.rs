@@ -91,6 +91,19 @@ impl Destination {
         format!("{}://{}/{}", self.scheme(), self.authority(), self.app)
     }
 
+    /// A stable identifier for this destination (scheme, address, app and key): 12 hex digits
+    /// of a SHA-256, so two destinations differing only in their keys get different ids while
+    /// the key cannot be recovered from it.
+    pub fn id(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new()
+            .chain_update(self.tc_url().as_bytes())
+            .chain_update(b"/")
+            .chain_update(self.key.as_bytes())
+            .finalize();
+        digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The URL with the stream key replaced by `***`, safe for logs, metrics and APIs.
     pub fn masked_url(&self) -> String {
         format!("{}/***", self.tc_url())
@@ -155,6 +168,14 @@ mod tests {
         );
         let d = Destination::parse("rtmp://x/app/SECRET").unwrap();
         assert!(!format!("{d:?}").contains("SECRET"));
+        let other = Destination::parse("rtmp://x/app/OTHER").unwrap();
+        assert_eq!(d.masked_url(), other.masked_url());
+        assert_ne!(
+            d.id(),
+            other.id(),
+            "same masked URL, different keys: different ids"
+        );
+        assert_eq!(d.id().len(), 12);
         assert!(!d.masked_url().contains("SECRET"));
     }
 }

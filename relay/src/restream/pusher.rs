@@ -77,6 +77,8 @@ impl PushConfig {
 /// A destination's state as reported to logs, metrics and the cloud (key masked).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DestinationStatus {
+    /// Stable id (see [`Destination::id`]); never the key.
+    pub id: String,
     pub name: String,
     pub masked_url: String,
     pub state: DestState,
@@ -122,6 +124,7 @@ pub fn spawn(
 ) -> Pusher {
     let (rx, dropped) = stream.subscribe_counted(cfg.queue_capacity);
     let status = Arc::new(Mutex::new(DestinationStatus {
+        id: dest.id(),
         name: name.clone(),
         masked_url: dest.masked_url(),
         state: DestState::Idle,

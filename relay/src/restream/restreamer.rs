@@ -173,6 +173,7 @@ impl Restreamer {
                 Err(e) => {
                     warn!(stream = %stream.path, destination = %d.name, error = %e, "unusable destination");
                     entry.invalid.push(DestinationStatus {
+                        id: format!("invalid-{}", entry.invalid.len()),
                         name: d.name.clone(),
                         masked_url: "***".into(),
                         state: super::supervisor::DestState::Failed {
