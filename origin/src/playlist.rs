@@ -230,13 +230,6 @@ impl Playlist {
         self.segments.iter()
     }
 
-    /// A complete segment still in the window.
-    pub fn segment(&self, msn: u64) -> Option<&SegmentEntry> {
-        let first = self.segments.front()?.msn;
-        self.segments
-            .get(usize::try_from(msn.checked_sub(first)?).ok()?)
-    }
-
     /// The segment in progress, if any.
     pub fn open_segment(&self) -> Option<&SegmentEntry> {
         self.open.as_ref()

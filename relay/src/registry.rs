@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
@@ -85,9 +85,6 @@ impl Stream {
         self.publishes.load(Ordering::Relaxed)
     }
 
-    pub fn is_live(&self) -> bool {
-        self.lock().publisher.is_some()
-    }
     pub fn dropped(&self) -> u64 {
         self.lock().hub.dropped()
     }
@@ -216,7 +213,6 @@ impl Registry {
             stream,
             id: publisher_id,
             resumed: !is_new,
-            connected_at: Instant::now(),
         })
     }
 
@@ -304,7 +300,6 @@ pub struct Publisher {
     stream: Arc<Stream>,
     id: u64,
     resumed: bool,
-    connected_at: Instant,
 }
 
 impl Publisher {
@@ -315,10 +310,6 @@ impl Publisher {
     /// True when this publisher continues a stream that was in its grace period.
     pub fn resumed(&self) -> bool {
         self.resumed
-    }
-
-    pub fn connected_at(&self) -> Instant {
-        self.connected_at
     }
 
     /// Hands one message to every consumer. Never blocks.
