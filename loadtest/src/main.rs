@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::Parser;
 use glasscast_loadtest::run::{RunConfig, run};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -19,6 +19,10 @@ struct Cli {
     /// Number of publishers (streams).
     #[arg(long, default_value_t = 1)]
     streams: usize,
+    /// Publish to the RTMP URLs in this file instead, one per line (one stream each), e.g.
+    /// one listening `ffmpeg -listen 1` per stream.
+    #[arg(long, conflicts_with = "publish")]
+    publish_urls: Option<std::path::PathBuf>,
     /// FLV file the publishers replay in real time.
     #[arg(long, default_value = "origin/benches/fixtures/glasses-720p30.flv")]
     flv: String,
@@ -37,6 +41,10 @@ struct Cli {
     /// LL-HLS viewers per stream (or per URL).
     #[arg(long, default_value_t = 10)]
     viewers: usize,
+    /// LL-HLS viewers make only the blocking playlist requests, not the part GETs: measures
+    /// blocking-reload wake-up for more viewers than the generator could feed part bytes to.
+    #[arg(long)]
+    playlist_only: bool,
     /// Legacy viewers (whole segments) per stream (or per URL).
     #[arg(long, default_value_t = 0)]
     legacy_viewers: usize,
@@ -62,7 +70,20 @@ async fn main() -> anyhow::Result<()> {
     }
     play.extend(cli.url.iter().cloned());
     play.extend(cli.compare.iter().cloned());
-    if play.is_empty() && cli.publish.is_none() {
+    let publish: Vec<String> = match (&cli.publish, &cli.publish_urls) {
+        (Some(base), _) => (0..cli.streams)
+            .map(|i| format!("{}/s{i}", base.trim_end_matches('/')))
+            .collect(),
+        (None, Some(file)) => std::fs::read_to_string(file)
+            .with_context(|| format!("reading {}", file.display()))?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect(),
+        (None, None) => Vec::new(),
+    };
+    if play.is_empty() && publish.is_empty() {
         bail!("nothing to do: give --publish and/or --play, --url or --compare");
     }
     let total = cli.warmup + cli.duration;
@@ -73,15 +94,15 @@ async fn main() -> anyhow::Result<()> {
     let b = bar.clone();
     let report = run(
         RunConfig {
-            publish: cli.publish.clone(),
-            streams: cli.streams,
             flv: cli.flv.clone(),
             ffmpeg: cli.ffmpeg,
             play,
             viewers: cli.viewers,
+            fetch_parts: !cli.playlist_only,
             legacy_viewers: cli.legacy_viewers,
             duration: Duration::from_secs(cli.duration),
-            warmup: Duration::from_secs(if cli.publish.is_some() { cli.warmup } else { 0 }),
+            warmup: Duration::from_secs(if publish.is_empty() { 0 } else { cli.warmup }),
+            publish,
         },
         move |elapsed| b.set_position(elapsed.as_secs().min(total)),
     )

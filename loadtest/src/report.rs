@@ -6,6 +6,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use serde::Serialize;
 
+use crate::publisher::PublisherStats;
 use crate::stats::Summary;
 use crate::viewer::ViewerStats;
 
@@ -21,6 +22,10 @@ pub struct TargetReport {
     pub latency_ms: Summary,
     /// Time blocking playlist requests were held (ms).
     pub held_ms: Summary,
+    /// Blocking-reload wake-up: when the playlist response arrived minus the end of the
+    /// awaited part on the PROGRAM-DATE-TIME clock, i.e. minus the moment the part could
+    /// exist (ms).
+    pub wakeup_ms: Summary,
     #[serde(skip)]
     pub latencies: Vec<f64>,
     #[serde(skip)]
@@ -37,6 +42,10 @@ impl TargetReport {
             .iter()
             .flat_map(|s| s.held_ms.iter().copied())
             .collect();
+        let wakeup: Vec<f64> = stats
+            .iter()
+            .flat_map(|s| s.wakeup_ms.iter().copied())
+            .collect();
         Self {
             url: url.to_string(),
             viewers: stats.len(),
@@ -45,6 +54,7 @@ impl TargetReport {
             stalls: stats.iter().map(|s| s.stalls).sum(),
             latency_ms: Summary::of(&latencies),
             held_ms: Summary::of(&held),
+            wakeup_ms: Summary::of(&wakeup),
             latencies,
             timeline: stats
                 .iter()
@@ -54,26 +64,68 @@ impl TargetReport {
     }
 }
 
+/// What the publishers managed: whether the server took their media in real time.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PublisherReport {
+    pub count: usize,
+    /// Publishers that failed (connect, refused, reset), with the first few reasons.
+    pub errors: usize,
+    pub error_samples: Vec<String>,
+    pub bytes: u64,
+    /// Each publisher's largest lag behind its real-time schedule (ms), summarized.
+    pub max_lag_ms: Summary,
+    /// Publishers that fell more than [`PublisherReport::BEHIND_MS`] behind real time.
+    pub behind: usize,
+}
+
+impl PublisherReport {
+    /// A publisher this late is no longer live: its server did not keep up.
+    pub const BEHIND_MS: f64 = 1000.0;
+
+    pub fn from_publishers(stats: &[PublisherStats], errors: &[String]) -> Self {
+        let lags: Vec<f64> = stats.iter().map(|s| s.max_lag_ms).collect();
+        Self {
+            count: stats.len() + errors.len(),
+            errors: errors.len(),
+            error_samples: errors.iter().take(5).cloned().collect(),
+            bytes: stats.iter().map(|s| s.bytes).sum(),
+            max_lag_ms: Summary::of(&lags),
+            behind: lags.iter().filter(|l| **l > Self::BEHIND_MS).count(),
+        }
+    }
+}
+
 /// A whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub started: String,
     pub duration_s: f64,
-    pub publishers: usize,
+    pub publishers: PublisherReport,
     pub targets: Vec<TargetReport>,
 }
 
 impl Report {
     pub fn markdown(&self) -> String {
+        let p = &self.publishers;
         let mut s = format!(
-            "# Load test, {}\n\n{:.0} s, {} publisher(s).\n\n\
-             | target | viewers | parts | errors | stalls | latency p50 | p95 | p99 | max | held p50 | held p99 |\n\
-             | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
-            self.started, self.duration_s, self.publishers
+            "# Load test, {}\n\n{:.0} s, {} publisher(s)",
+            self.started, self.duration_s, p.count
         );
+        if p.count > 0 {
+            s += &format!(
+                ": {} failed, {} fell over {:.0} ms behind real time, largest lag {:.0} ms",
+                p.errors,
+                p.behind,
+                PublisherReport::BEHIND_MS,
+                p.max_lag_ms.max
+            );
+        }
+        s += ".\n\n\
+             | target | viewers | parts | errors | stalls | latency p50 | p95 | p99 | max | held p50 | held p99 | wake-up p50 | wake-up p99 |\n\
+             | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
         for t in &self.targets {
             s += &format!(
-                "| {} | {} | {} | {} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms |\n",
+                "| {} | {} | {} | {} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms |\n",
                 t.url,
                 t.viewers,
                 t.parts,
@@ -84,7 +136,9 @@ impl Report {
                 t.latency_ms.p99,
                 t.latency_ms.max,
                 t.held_ms.p50,
-                t.held_ms.p99
+                t.held_ms.p99,
+                t.wakeup_ms.p50,
+                t.wakeup_ms.p99
             );
         }
         s
@@ -208,6 +262,7 @@ mod tests {
             parts: 3,
             latency_ms: vec![500.0, 700.0, 900.0],
             held_ms: vec![150.0, 190.0, 200.0],
+            wakeup_ms: vec![2.0, 3.0, 40.0],
             timeline: vec![(1.0, 500.0), (2.0, 700.0), (3.0, 900.0)],
             errors: 0,
             stalls: 0,
@@ -215,13 +270,34 @@ mod tests {
         let r = Report {
             started: "now".into(),
             duration_s: 3.0,
-            publishers: 1,
+            publishers: PublisherReport::from_publishers(
+                &[
+                    PublisherStats {
+                        bytes: 10,
+                        max_lag_ms: 3.0,
+                    },
+                    PublisherStats {
+                        bytes: 5,
+                        max_lag_ms: 2500.0,
+                    },
+                ],
+                &["refused".to_string()],
+            ),
             targets: vec![TargetReport::from_viewers("http://a/media.m3u8", &[v])],
         };
         assert_eq!(r.targets[0].latency_ms.p50, 700.0);
+        assert_eq!(r.targets[0].wakeup_ms.p50, 3.0);
+        let p = &r.publishers;
+        assert_eq!((p.count, p.errors, p.bytes, p.behind), (3, 1, 15, 1));
+        assert_eq!(p.max_lag_ms.max, 2500.0);
         let md = r.markdown();
         assert!(
             md.contains("| http://a/media.m3u8 | 1 | 3 | 0 | 0 | 700 ms |"),
+            "{md}"
+        );
+        assert!(md.contains("| 3 ms | 40 ms |\n"), "{md}");
+        assert!(
+            md.contains("3 publisher(s): 1 failed, 1 fell over 1000 ms behind"),
             "{md}"
         );
         let dir = std::env::temp_dir().join(format!("gc-loadtest-{}", std::process::id()));

@@ -5,20 +5,22 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::report::{Report, TargetReport};
+use crate::report::{PublisherReport, Report, TargetReport};
 use crate::viewer::{Http, ViewerStats, legacy_viewer, ll_viewer};
 
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    /// RTMP base for publishers: stream `i` is published to `{publish}/s{i}`.
-    pub publish: Option<String>,
-    pub streams: usize,
+    /// One RTMP URL per publisher (stream).
+    pub publish: Vec<String>,
     pub flv: String,
     pub ffmpeg: bool,
     /// Playback URLs to watch (one per stream, or the two of `--compare`).
     pub play: Vec<String>,
     pub viewers: usize,
+    /// LL viewers fetch every hinted part; without it they only make the blocking playlist
+    /// requests (what measures wake-up when part bytes would saturate the generator).
+    pub fetch_parts: bool,
     pub legacy_viewers: usize,
     pub duration: Duration,
     /// Time for publishers to start before viewers join.
@@ -36,12 +38,12 @@ pub async fn run(
     // answered instead of timing out when the streams stop.
     let publish_until = start + cfg.warmup + cfg.duration + Duration::from_secs(3);
     let mut publishers = Vec::new();
-    if let Some(base) = &cfg.publish {
+    if !cfg.publish.is_empty() {
         let data = Bytes::from(std::fs::read(&cfg.flv)?);
         let tags = Arc::new(relay::flv::read_file(&data)?);
-        for i in 0..cfg.streams {
-            let url = format!("{}/s{i}", base.trim_end_matches('/'));
-            let (tags, file, ffmpeg) = (tags.clone(), cfg.flv.clone(), cfg.ffmpeg);
+        for url in &cfg.publish {
+            let (url, tags, file, ffmpeg) =
+                (url.clone(), tags.clone(), cfg.flv.clone(), cfg.ffmpeg);
             publishers.push(tokio::spawn(async move {
                 if ffmpeg {
                     crate::publisher::publish_ffmpeg(&url, &file, publish_until).await
@@ -60,20 +62,24 @@ pub async fn run(
             progress(start.elapsed());
         }
     });
+    // One keep-alive pool for all viewers: every in-flight request still has a connection of
+    // its own, and thousands of viewers do not each build a TLS configuration.
+    let http = Http::new();
     let mut groups = Vec::new();
     for url in &cfg.play {
         let mut handles = Vec::new();
         for _ in 0..cfg.viewers {
             handles.push(tokio::spawn(ll_viewer(
-                Http::new(),
+                http.clone(),
                 url.clone(),
+                cfg.fetch_parts,
                 start,
                 until,
             )));
         }
         for _ in 0..cfg.legacy_viewers {
             handles.push(tokio::spawn(legacy_viewer(
-                Http::new(),
+                http.clone(),
                 url.clone(),
                 start,
                 until,
@@ -90,13 +96,18 @@ pub async fn run(
         targets.push(TargetReport::from_viewers(&url, &stats));
     }
     ticker.abort();
+    let mut stats = Vec::new();
+    let mut errors = Vec::new();
     for p in publishers {
-        p.await??;
+        match p.await? {
+            Ok(s) => stats.push(s),
+            Err(e) => errors.push(format!("{e:#}")),
+        }
     }
     Ok(Report {
         started,
         duration_s: cfg.duration.as_secs_f64(),
-        publishers: cfg.streams * usize::from(cfg.publish.is_some()),
+        publishers: PublisherReport::from_publishers(&stats, &errors),
         targets,
     })
 }

@@ -60,6 +60,8 @@ pub struct ViewerStats {
     pub latency_ms: Vec<f64>,
     /// How long each blocking playlist request was held, ms.
     pub held_ms: Vec<f64>,
+    /// Each blocking reload's arrival minus the awaited part's end on the PDT clock, ms.
+    pub wakeup_ms: Vec<f64>,
     /// (seconds since the run started, latency ms), for the latency-over-time chart.
     pub timeline: Vec<(f64, f64)>,
     pub errors: u64,
@@ -108,8 +110,15 @@ pub async fn media_playlist_url(http: &Http, url: &str) -> String {
     url.to_string()
 }
 
-/// Runs an LL-HLS viewer on `url` (multivariant or media playlist) until `until`.
-pub async fn ll_viewer(http: Http, url: String, run_start: Instant, until: Instant) -> ViewerStats {
+/// Runs an LL-HLS viewer on `url` (multivariant or media playlist) until `until`. With
+/// `fetch_parts` false it makes only the blocking playlist requests.
+pub async fn ll_viewer(
+    http: Http,
+    url: String,
+    fetch_parts: bool,
+    run_start: Instant,
+    until: Instant,
+) -> ViewerStats {
     let mut st = ViewerStats::default();
     let url = media_playlist_url(&http, &url).await;
     let (base, playlist_url) = split_url(&url);
@@ -138,14 +147,21 @@ pub async fn ll_viewer(http: Http, url: String, run_start: Instant, until: Insta
         );
         let part_url = resolve(&base, &hint);
         let t0 = Instant::now();
-        let held = async {
+        let reload = async {
             let r = http.get(&blocking, timeout).await;
-            (r, t0.elapsed())
+            (r, t0.elapsed(), wall_ms())
         };
-        let (((pstatus, pbody), held), (mstatus, mbody)) =
-            tokio::join!(held, http.get(&part_url, timeout));
+        let part = async {
+            if fetch_parts {
+                Some(http.get(&part_url, timeout).await)
+            } else {
+                None
+            }
+        };
+        let (((pstatus, pbody), held, reloaded), part) = tokio::join!(reload, part);
         let received = wall_ms();
-        if pstatus != 200 || mstatus != 200 || mbody.is_empty() {
+        let part_ok = part.is_none_or(|(s, body)| s == 200 && !body.is_empty());
+        if pstatus != 200 || !part_ok {
             st.errors += 1;
             // Do not spin on a broken server.
             tokio::time::sleep(Duration::from_secs_f64(part_target)).await;
@@ -168,9 +184,12 @@ pub async fn ll_viewer(http: Http, url: String, run_start: Instant, until: Insta
             .find(|p| p.uri == hint)
             .and_then(|p| p.end_ms())
         {
-            let l = part_latency_ms(end, received);
-            st.latency_ms.push(l);
-            st.timeline.push((run_start.elapsed().as_secs_f64(), l));
+            st.wakeup_ms.push(reloaded - end);
+            if fetch_parts {
+                let l = part_latency_ms(end, received);
+                st.latency_ms.push(l);
+                st.timeline.push((run_start.elapsed().as_secs_f64(), l));
+            }
         }
     }
     st
