@@ -35,22 +35,25 @@ pub struct MediaPlaylist {
     pub open_msn: u64,
     /// Parts listed for the segment in progress.
     pub open_parts: u64,
+    /// The server takes `_HLS_skip=YES` (delta updates).
+    pub can_skip: bool,
 }
 
 fn attr<'a>(line: &'a str, name: &str) -> Option<&'a str> {
-    let key = format!("{name}=");
     let mut rest = line;
-    while let Some(i) = rest.find(&key) {
-        // Attribute names start after ':' or ','.
+    while let Some(i) = rest.find(name) {
+        // Attribute names start after ':' or ',' and are followed by '='.
         let before = rest[..i].chars().last();
-        let value = &rest[i + key.len()..];
-        if matches!(before, Some(':') | Some(',')) {
-            return Some(match value.strip_prefix('"') {
-                Some(q) => q.split('"').next().unwrap_or(""),
-                None => value.split(',').next().unwrap_or(""),
-            });
+        let after = &rest[i + name.len()..];
+        match after.strip_prefix('=') {
+            Some(value) if matches!(before, Some(':') | Some(',')) => {
+                return Some(match value.strip_prefix('"') {
+                    Some(q) => q.split('"').next().unwrap_or(""),
+                    None => value.split(',').next().unwrap_or(""),
+                });
+            }
+            _ => rest = after,
         }
-        rest = value;
     }
     None
 }
@@ -68,6 +71,8 @@ pub fn parse(text: &str) -> MediaPlaylist {
             p.media_sequence = msn;
         } else if let Some(v) = line.strip_prefix("#EXT-X-TARGETDURATION:") {
             p.target_duration = v.parse().unwrap_or(0.0);
+        } else if line.starts_with("#EXT-X-SERVER-CONTROL:") {
+            p.can_skip = attr(line, "CAN-SKIP-UNTIL").is_some();
         } else if line.starts_with("#EXT-X-PART-INF:") {
             p.part_target = attr(line, "PART-TARGET").and_then(|v| v.parse().ok());
         } else if let Some(v) = line.strip_prefix("#EXT-X-SKIP:") {
@@ -165,6 +170,8 @@ x-s10.m4s
         assert_eq!(p.preload_hint.as_deref(), Some("x-p4.m4s"));
         // Block for the next part of segment 11.
         assert_eq!((p.open_msn, p.open_parts), (11, 2));
+        assert!(p.can_skip);
+        assert!(!parse("#EXTM3U\n#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES\n").can_skip);
     }
 
     #[test]
@@ -179,6 +186,8 @@ x-s10.m4s
     #[test]
     fn attribute_names_do_not_match_inside_other_names() {
         assert_eq!(attr("#EXT-X-PART-INF:PART-TARGET=0.5", "TARGET"), None);
+        assert_eq!(attr("#X:URIX=1,URI=2", "URI"), Some("2"));
+        assert_eq!(attr("#X:A=\"URI=1\",URI=2", "URI"), Some("2"));
         assert_eq!(
             attr("#EXT-X-PART:DURATION=0.2,URI=\"a,b\"", "URI"),
             Some("a,b")

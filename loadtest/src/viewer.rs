@@ -75,6 +75,11 @@ fn wall_ms() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
+/// A response body as text, copying only when it is not valid UTF-8.
+fn text(body: &[u8]) -> std::borrow::Cow<'_, str> {
+    std::str::from_utf8(body).map_or_else(|_| String::from_utf8_lossy(body), Into::into)
+}
+
 /// `https://h/a/b/media.m3u8?x` -> (`https://h/a/b/`, `https://h/a/b/media.m3u8`).
 fn split_url(url: &str) -> (String, String) {
     let no_query = url.split('?').next().unwrap_or(url).to_string();
@@ -128,7 +133,7 @@ pub async fn ll_viewer(
         st.errors += 1;
         return st;
     }
-    let mut pl: MediaPlaylist = playlist::parse(&String::from_utf8_lossy(&body));
+    let mut pl: MediaPlaylist = playlist::parse(&text(&body));
     let part_target = pl.part_target.unwrap_or(1.0);
     let mut last_part_at = Instant::now();
     while Instant::now() < until && !pl.ended {
@@ -141,9 +146,12 @@ pub async fn ll_viewer(
             st.errors += rest.errors;
             return st;
         };
+        // Like hls.js: delta updates when the server offers them.
         let blocking = format!(
-            "{playlist_url}?_HLS_msn={}&_HLS_part={}",
-            pl.open_msn, pl.open_parts
+            "{playlist_url}?_HLS_msn={}&_HLS_part={}{}",
+            pl.open_msn,
+            pl.open_parts,
+            if pl.can_skip { "&_HLS_skip=YES" } else { "" }
         );
         let part_url = resolve(&base, &hint);
         let t0 = Instant::now();
@@ -167,12 +175,12 @@ pub async fn ll_viewer(
             tokio::time::sleep(Duration::from_secs_f64(part_target)).await;
             let (s, b) = http.get(&playlist_url, timeout).await;
             if s == 200 {
-                pl = playlist::parse(&String::from_utf8_lossy(&b));
+                pl = playlist::parse(&text(&b));
             }
             continue;
         }
         st.held_ms.push(held.as_secs_f64() * 1000.0);
-        pl = playlist::parse(&String::from_utf8_lossy(&pbody));
+        pl = playlist::parse(&text(&pbody));
         st.parts += 1;
         if last_part_at.elapsed() > Duration::from_secs_f64(3.0 * part_target) && st.parts > 1 {
             st.stalls += 1;
@@ -215,7 +223,7 @@ pub async fn legacy_viewer(
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
-        let pl = playlist::parse(&String::from_utf8_lossy(&b));
+        let pl = playlist::parse(&text(&b));
         // Start at the live edge, like a player without low-latency support.
         let from = next_msn.unwrap_or_else(|| pl.segments.last().map_or(0, |s| s.0));
         for (msn, uri, duration, start) in pl.segments.iter().filter(|s| s.0 >= from) {
