@@ -32,6 +32,9 @@ pub struct PublisherStats {
     /// bound when the server stops reading in real time (TCP backpressure); it also grows when
     /// the publishing process itself is short of CPU, so read it next to that process's load.
     pub max_lag_ms: f64,
+    /// The lag of the last tag sent: a server that fell behind and stayed behind shows here,
+    /// a moment of backpressure (a connection storm at start) does not.
+    pub final_lag_ms: f64,
 }
 
 /// Publishes `tags` (an FLV file's) to `url` in real time until `until`.
@@ -148,7 +151,8 @@ pub async fn publish_flv(
                 st.bytes += p.bytes.len() as u64;
             }
             let lag = Instant::now().saturating_duration_since(due);
-            st.max_lag_ms = st.max_lag_ms.max(lag.as_secs_f64() * 1000.0);
+            st.final_lag_ms = lag.as_secs_f64() * 1000.0;
+            st.max_lag_ms = st.max_lag_ms.max(st.final_lag_ms);
         }
     }
     let _ = writer.shutdown().await;

@@ -74,7 +74,9 @@ pub struct PublisherReport {
     pub bytes: u64,
     /// Each publisher's largest lag behind its real-time schedule (ms), summarized.
     pub max_lag_ms: Summary,
-    /// Publishers that fell more than [`PublisherReport::BEHIND_MS`] behind real time.
+    /// Each publisher's lag at its last tag (ms), summarized.
+    pub final_lag_ms: Summary,
+    /// Publishers still more than [`PublisherReport::BEHIND_MS`] behind real time at the end.
     pub behind: usize,
 }
 
@@ -84,13 +86,15 @@ impl PublisherReport {
 
     pub fn from_publishers(stats: &[PublisherStats], errors: &[String]) -> Self {
         let lags: Vec<f64> = stats.iter().map(|s| s.max_lag_ms).collect();
+        let finals: Vec<f64> = stats.iter().map(|s| s.final_lag_ms).collect();
         Self {
             count: stats.len() + errors.len(),
             errors: errors.len(),
             error_samples: errors.iter().take(5).cloned().collect(),
             bytes: stats.iter().map(|s| s.bytes).sum(),
             max_lag_ms: Summary::of(&lags),
-            behind: lags.iter().filter(|l| **l > Self::BEHIND_MS).count(),
+            final_lag_ms: Summary::of(&finals),
+            behind: finals.iter().filter(|l| **l > Self::BEHIND_MS).count(),
         }
     }
 }
@@ -113,7 +117,7 @@ impl Report {
         );
         if p.count > 0 {
             s += &format!(
-                ": {} failed, {} fell over {:.0} ms behind real time, largest lag {:.0} ms",
+                ": {} failed, {} ended over {:.0} ms behind real time, largest lag {:.0} ms",
                 p.errors,
                 p.behind,
                 PublisherReport::BEHIND_MS,
@@ -275,10 +279,18 @@ mod tests {
                     PublisherStats {
                         bytes: 10,
                         max_lag_ms: 3.0,
+                        final_lag_ms: 1.0,
                     },
+                    // Caught up after a slow start: not behind.
                     PublisherStats {
                         bytes: 5,
                         max_lag_ms: 2500.0,
+                        final_lag_ms: 2.0,
+                    },
+                    PublisherStats {
+                        bytes: 5,
+                        max_lag_ms: 4000.0,
+                        final_lag_ms: 4000.0,
                     },
                 ],
                 &["refused".to_string()],
@@ -288,8 +300,9 @@ mod tests {
         assert_eq!(r.targets[0].latency_ms.p50, 700.0);
         assert_eq!(r.targets[0].wakeup_ms.p50, 3.0);
         let p = &r.publishers;
-        assert_eq!((p.count, p.errors, p.bytes, p.behind), (3, 1, 15, 1));
-        assert_eq!(p.max_lag_ms.max, 2500.0);
+        assert_eq!((p.count, p.errors, p.bytes, p.behind), (4, 1, 20, 1));
+        assert_eq!(p.max_lag_ms.max, 4000.0);
+        assert_eq!(p.final_lag_ms.p50, 2.0);
         let md = r.markdown();
         assert!(
             md.contains("| http://a/media.m3u8 | 1 | 3 | 0 | 0 | 700 ms |"),
@@ -297,7 +310,7 @@ mod tests {
         );
         assert!(md.contains("| 3 ms | 40 ms |\n"), "{md}");
         assert!(
-            md.contains("3 publisher(s): 1 failed, 1 fell over 1000 ms behind"),
+            md.contains("4 publisher(s): 1 failed, 1 ended over 1000 ms behind"),
             "{md}"
         );
         let dir = std::env::temp_dir().join(format!("gc-loadtest-{}", std::process::id()));
