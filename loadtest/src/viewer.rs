@@ -13,7 +13,7 @@ use hyper_util::rt::TokioExecutor;
 use crate::playlist::{self, MediaPlaylist};
 use crate::stats::part_latency_ms;
 
-/// A keep-alive HTTP/1.1 client (http and https), shared by a viewer's requests.
+/// A keep-alive HTTP/1.1 client (http and https) with one connection pool; clones share it.
 #[derive(Clone)]
 pub struct Http(Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>);
 

@@ -56,8 +56,10 @@ async fn smoke_run_reports_sane_numbers() {
         // 3 LL viewers x ~5 parts/s x 6 s, plus a few segments for the legacy one.
         assert!(t.parts > 40, "{} parts", t.parts);
         assert!(t.latency_ms.count > 40);
+        // PDT is stamped from frame arrival, so a part answered at once can read a few ms
+        // below 0; far below would be a wrong clock.
         assert!(
-            t.latency_ms.p50 > 0.0 && t.latency_ms.p50 < 2000.0,
+            t.latency_ms.p50 > -100.0 && t.latency_ms.p50 < 2000.0,
             "{:?}",
             t.latency_ms
         );
