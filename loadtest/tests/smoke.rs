@@ -7,30 +7,29 @@ use glasscast::config::{Overrides, load};
 use glasscast::server::Server;
 use glasscast_loadtest::run::{RunConfig, run};
 
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../origin/benches/fixtures/glasses-720p30.flv"
+);
+
+/// The in-process server on loopback ports chosen by the OS.
+async fn start_server() -> Server {
+    let env = ["GLASSCAST_RTMP_LISTEN", "GLASSCAST_HTTP_LISTEN"]
+        .map(|k| (k.to_string(), "127.0.0.1:0".to_string()))
+        .to_vec();
+    let cfg = load(None, env, &Overrides::default()).expect("config");
+    Server::start(&cfg).await.expect("server")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smoke_run_reports_sane_numbers() {
-    let env = vec![
-        (
-            "GLASSCAST_RTMP_LISTEN".to_string(),
-            "127.0.0.1:0".to_string(),
-        ),
-        (
-            "GLASSCAST_HTTP_LISTEN".to_string(),
-            "127.0.0.1:0".to_string(),
-        ),
-    ];
-    let cfg = load(None, env, &Overrides::default()).expect("config");
-    let server = Server::start(&cfg).await.expect("server");
+    let server = start_server().await;
     let report = run(
         RunConfig {
             publish: (0..2)
                 .map(|i| format!("rtmp://{}/live/load/s{i}", server.rtmp_addr))
                 .collect(),
-            flv: concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../origin/benches/fixtures/glasses-720p30.flv"
-            )
-            .into(),
+            flv: FIXTURE.into(),
             ffmpeg: false,
             play: (0..2)
                 .map(|i| format!("http://{}/live/load/s{i}/index.m3u8", server.http_addr))
@@ -80,26 +79,11 @@ async fn smoke_run_reports_sane_numbers() {
 /// is not (no part bytes were fetched).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn playlist_only_viewers_measure_wakeup() {
-    let env = vec![
-        (
-            "GLASSCAST_RTMP_LISTEN".to_string(),
-            "127.0.0.1:0".to_string(),
-        ),
-        (
-            "GLASSCAST_HTTP_LISTEN".to_string(),
-            "127.0.0.1:0".to_string(),
-        ),
-    ];
-    let cfg = load(None, env, &Overrides::default()).expect("config");
-    let server = Server::start(&cfg).await.expect("server");
+    let server = start_server().await;
     let report = run(
         RunConfig {
             publish: vec![format!("rtmp://{}/live/po/s0", server.rtmp_addr)],
-            flv: concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../origin/benches/fixtures/glasses-720p30.flv"
-            )
-            .into(),
+            flv: FIXTURE.into(),
             ffmpeg: false,
             play: vec![format!("http://{}/live/po/s0/index.m3u8", server.http_addr)],
             viewers: 5,
