@@ -30,7 +30,88 @@ pub struct Config {
     pub restream_silent_audio: bool,
     /// Present when `cloud.url` is set.
     pub cloud: Option<CloudSettings>,
+    pub auth: AuthSettings,
+    pub admin: AdminSettings,
+    pub limits: Limits,
+    /// Label per-stream metrics with the stream path (unbounded label sets; off by default).
+    pub per_stream_labels: bool,
     pub log_level: String,
+}
+
+/// Who may publish (`auth.*`).
+#[derive(Clone)]
+pub struct AuthSettings {
+    pub mode: AuthMode,
+    /// HMAC key of publish tokens (`token` mode).
+    pub token_secret: Option<String>,
+    /// Redis key store; `None` = the file store at `keys_file`.
+    pub redis_url: Option<String>,
+    pub keys_file: PathBuf,
+    /// Timeout of one `authorize` call to the cloud (`callback` mode).
+    pub callback_timeout: Duration,
+    /// How long an allow / a refusal from the cloud is remembered.
+    pub cache_allow: Duration,
+    pub cache_deny: Duration,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("mode", &self.mode)
+            .field("keys_file", &self.keys_file)
+            .field("redis", &self.redis_url.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// `auth.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    Open,
+    Keys,
+    Token,
+    Callback,
+}
+
+impl FromStr for AuthMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "open" => Ok(AuthMode::Open),
+            "keys" => Ok(AuthMode::Keys),
+            "token" => Ok(AuthMode::Token),
+            "callback" => Ok(AuthMode::Callback),
+            _ => Err("must be one of open, keys, token, callback".into()),
+        }
+    }
+}
+
+/// The admin listener (`admin.*`).
+#[derive(Clone)]
+pub struct AdminSettings {
+    pub listen: SocketAddr,
+    /// Bearer token of the management API; `None` = API on a loopback listener only.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for AdminSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminSettings")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// Abuse limits (`rtmp.*` and `http.*` caps). `0` means no cap where noted.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub rtmp_publish_deadline: Duration,
+    pub rtmp_max_connections: usize,
+    pub rtmp_max_connections_per_ip: usize,
+    pub http_max_connections: usize,
+    pub http_header_timeout: Duration,
+    pub http_max_url_bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +151,7 @@ impl std::fmt::Debug for CloudSettings {
 pub struct Overrides {
     pub rtmp_listen: Option<String>,
     pub http_listen: Option<String>,
+    pub admin_listen: Option<String>,
     pub public_url: Option<String>,
 }
 
@@ -86,6 +168,24 @@ pub const KEYS: &[(&str, &str, &str, &str)] = &[
         "read_timeout_ms",
         "10000",
         "close a connection that sends nothing for this long",
+    ),
+    (
+        "rtmp",
+        "publish_deadline_ms",
+        "10000",
+        "close a connection that has not started publishing this long after connecting",
+    ),
+    (
+        "rtmp",
+        "max_connections",
+        "1000",
+        "concurrent RTMP(S) connections in total (0 = no cap)",
+    ),
+    (
+        "rtmp",
+        "max_connections_per_ip",
+        "10",
+        "concurrent RTMP(S) connections from one client address (0 = no cap)",
     ),
     (
         "rtmps",
@@ -119,6 +219,90 @@ pub const KEYS: &[(&str, &str, &str, &str)] = &[
         "PEM certificate chain: serve HTTPS with HTTP/2 (ALPN)",
     ),
     ("http", "tls_key", "", "PEM private key for HTTPS"),
+    (
+        "http",
+        "max_connections",
+        "10000",
+        "concurrent HTTP connections (0 = no cap)",
+    ),
+    (
+        "http",
+        "header_timeout_ms",
+        "10000",
+        "a request whose headers take longer than this is dropped (slowloris)",
+    ),
+    (
+        "http",
+        "max_url_bytes",
+        "4096",
+        "longest request target (path and query) accepted; longer gets 414",
+    ),
+    (
+        "admin",
+        "listen",
+        "127.0.0.1:9997",
+        "admin listener: /metrics, /healthz, the management API under /v1",
+    ),
+    (
+        "admin",
+        "token",
+        "",
+        "bearer token of the management API (empty: API only on a loopback admin listener)",
+    ),
+    (
+        "auth",
+        "mode",
+        "open",
+        "who may publish: `open`, `keys`, `token` or `callback`",
+    ),
+    (
+        "auth",
+        "allow_open",
+        "false",
+        "allow `open` mode on a non-loopback RTMP address",
+    ),
+    (
+        "auth",
+        "token_secret",
+        "",
+        "HMAC-SHA256 secret of publish tokens (`token` mode; at least 16 bytes)",
+    ),
+    (
+        "auth",
+        "redis_url",
+        "",
+        "Redis key store (`redis://host:port/db`); empty = the file store",
+    ),
+    (
+        "auth",
+        "keys_file",
+        "glasscast-keys.json",
+        "file key store (written atomically)",
+    ),
+    (
+        "auth",
+        "callback_timeout_ms",
+        "2000",
+        "timeout of one authorize call to the cloud (`callback` mode)",
+    ),
+    (
+        "auth",
+        "cache_allow_ms",
+        "30000",
+        "how long the cloud's allow is remembered for the same stream, credential and address",
+    ),
+    (
+        "auth",
+        "cache_deny_ms",
+        "5000",
+        "how long the cloud's refusal is remembered",
+    ),
+    (
+        "metrics",
+        "per_stream_labels",
+        "false",
+        "label per-destination restream metrics with the stream path",
+    ),
     (
         "hls",
         "part_target_ms",
@@ -277,6 +461,7 @@ pub fn load(
     for (key, value) in [
         (("rtmp", "listen"), &flags.rtmp_listen),
         (("http", "listen"), &flags.http_listen),
+        (("admin", "listen"), &flags.admin_listen),
         (("http", "public_url"), &flags.public_url),
     ] {
         if let Some(v) = value {
@@ -314,6 +499,23 @@ pub fn load(
     let cloud_heartbeat: u64 = g.get("cloud", "heartbeat_ms");
     let cloud_backlog: u64 = g.get("cloud", "max_backlog_s");
     let log_level: String = g.get("log", "level");
+    let publish_deadline_ms: u64 = g.get("rtmp", "publish_deadline_ms");
+    let rtmp_max_connections: usize = g.get("rtmp", "max_connections");
+    let rtmp_max_per_ip: usize = g.get("rtmp", "max_connections_per_ip");
+    let http_max_connections: usize = g.get("http", "max_connections");
+    let http_header_timeout_ms: u64 = g.get("http", "header_timeout_ms");
+    let http_max_url_bytes: usize = g.get("http", "max_url_bytes");
+    let admin_listen: SocketAddr = g.get_or("admin", "listen", unspecified);
+    let admin_token: String = g.get("admin", "token");
+    let auth_mode: AuthMode = g.get_or("auth", "mode", AuthMode::Open);
+    let allow_open: bool = g.get("auth", "allow_open");
+    let token_secret: String = g.get("auth", "token_secret");
+    let redis_url: String = g.get("auth", "redis_url");
+    let keys_file: String = g.get("auth", "keys_file");
+    let callback_timeout_ms: u64 = g.get("auth", "callback_timeout_ms");
+    let cache_allow_ms: u64 = g.get("auth", "cache_allow_ms");
+    let cache_deny_ms: u64 = g.get("auth", "cache_deny_ms");
+    let per_stream_labels: bool = g.get("metrics", "per_stream_labels");
 
     if !(50..=5000).contains(&part_ms) {
         errors.push(format!(
@@ -423,6 +625,46 @@ pub fn load(
         }
     }
 
+    let auth = AuthSettings {
+        mode: auth_mode,
+        token_secret: (!token_secret.is_empty()).then_some(token_secret),
+        redis_url: (!redis_url.is_empty()).then_some(redis_url),
+        keys_file: keys_file.into(),
+        callback_timeout: Duration::from_millis(callback_timeout_ms),
+        cache_allow: Duration::from_millis(cache_allow_ms),
+        cache_deny: Duration::from_millis(cache_deny_ms),
+    };
+    validate_auth(
+        &mut errors,
+        &auth,
+        allow_open,
+        cloud.is_some(),
+        std::iter::once(rtmp_listen).chain(rtmps.as_ref().map(|t| t.listen)),
+    );
+    if publish_deadline_ms < 1000 {
+        errors.push("rtmp.publish_deadline_ms must be at least 1000".into());
+    }
+    if http_header_timeout_ms < 100 {
+        errors.push("http.header_timeout_ms must be at least 100".into());
+    }
+    if http_max_url_bytes < 256 {
+        errors.push(format!(
+            "http.max_url_bytes must be at least 256, got {http_max_url_bytes}"
+        ));
+    }
+    let admin = AdminSettings {
+        listen: admin_listen,
+        token: (!admin_token.is_empty()).then_some(admin_token),
+    };
+    let limits = Limits {
+        rtmp_publish_deadline: Duration::from_millis(publish_deadline_ms),
+        rtmp_max_connections,
+        rtmp_max_connections_per_ip: rtmp_max_per_ip,
+        http_max_connections,
+        http_header_timeout: Duration::from_millis(http_header_timeout_ms),
+        http_max_url_bytes,
+    };
+
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -442,8 +684,56 @@ pub fn load(
         restream_ca,
         restream_silent_audio,
         cloud,
+        auth,
+        admin,
+        limits,
+        per_stream_labels,
         log_level,
     })
+}
+
+/// The auth section's rules that span sections: `open` only on loopback unless allowed,
+/// each mode's requirements.
+fn validate_auth(
+    errors: &mut Vec<String>,
+    auth: &AuthSettings,
+    allow_open: bool,
+    has_cloud: bool,
+    rtmp_listens: impl Iterator<Item = SocketAddr>,
+) {
+    match auth.mode {
+        AuthMode::Open => {
+            if !allow_open {
+                for addr in rtmp_listens.filter(|a| !a.ip().is_loopback()) {
+                    errors.push(format!(
+                        "auth.mode = \"open\" lets anyone publish, and RTMP listens on {addr} (not loopback): \
+                         choose auth.mode = keys, token or callback, or set auth.allow_open = true"
+                    ));
+                }
+            }
+        }
+        AuthMode::Token => match &auth.token_secret {
+            None => errors.push("auth.mode = \"token\" needs auth.token_secret".into()),
+            Some(s) if s.len() < 16 => {
+                errors.push("auth.token_secret must be at least 16 bytes".into())
+            }
+            Some(_) => {}
+        },
+        AuthMode::Callback => {
+            if !has_cloud {
+                errors.push("auth.mode = \"callback\" needs cloud.url".into());
+            }
+        }
+        AuthMode::Keys => {}
+    }
+    if let Some(url) = &auth.redis_url
+        && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+    {
+        errors.push("auth.redis_url must start with redis:// or rediss://".into());
+    }
+    if auth.callback_timeout < Duration::from_millis(100) {
+        errors.push("auth.callback_timeout_ms must be at least 100".into());
+    }
 }
 
 fn tls_pair(
@@ -585,6 +875,48 @@ mod tests {
         let errs = load(None, e, &Overrides::default()).unwrap_err();
         assert!(errs[0].starts_with("restream.rules: rule 1:"), "{errs:?}");
         assert!(!errs[0].contains("SECRET"));
+    }
+
+    #[test]
+    fn auth_rules() {
+        let load_env = |pairs: &[(&str, &str)]| load(None, env(pairs), &Overrides::default());
+        // Open on a public address needs an explicit opt-in.
+        let errs = load_env(&[("GLASSCAST_RTMP_LISTEN", "0.0.0.0:1935")]).unwrap_err();
+        assert!(errs[0].contains("auth.allow_open"), "{errs:?}");
+        assert!(
+            load_env(&[
+                ("GLASSCAST_RTMP_LISTEN", "0.0.0.0:1935"),
+                ("GLASSCAST_AUTH_ALLOW_OPEN", "true")
+            ])
+            .is_ok()
+        );
+        assert!(
+            load_env(&[
+                ("GLASSCAST_RTMP_LISTEN", "0.0.0.0:1935"),
+                ("GLASSCAST_AUTH_MODE", "keys")
+            ])
+            .is_ok()
+        );
+        let errs = load_env(&[
+            ("GLASSCAST_AUTH_MODE", "token"),
+            ("GLASSCAST_AUTH_REDIS_URL", "http://x"),
+        ])
+        .unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        let errs = load_env(&[("GLASSCAST_AUTH_MODE", "callback")]).unwrap_err();
+        assert!(errs[0].contains("cloud.url"), "{errs:?}");
+        let errs = load_env(&[("GLASSCAST_AUTH_MODE", "nope")]).unwrap_err();
+        assert!(errs[0].contains("open, keys, token, callback"), "{errs:?}");
+        let c = load_env(&[
+            ("GLASSCAST_AUTH_MODE", "token"),
+            ("GLASSCAST_AUTH_TOKEN_SECRET", "0123456789abcdef"),
+            ("GLASSCAST_ADMIN_TOKEN", "adm-SECRET"),
+        ])
+        .unwrap();
+        assert_eq!(c.auth.mode, AuthMode::Token);
+        assert_eq!(c.admin.listen, "127.0.0.1:9997".parse().unwrap());
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("SECRET") && !dbg.contains("0123456789abcdef"), "{dbg}");
     }
 
     #[test]

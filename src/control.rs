@@ -37,9 +37,10 @@ pub fn attach(
     origin: Arc<Origin>,
     restreamer: Arc<Restreamer>,
     cfg: ControlConfig,
+    metrics: relay::cloud::client::CloudMetrics,
     tasks: TaskTracker,
 ) {
-    let client = CloudClient::new(cfg.cloud.clone());
+    let client = CloudClient::new(cfg.cloud.clone()).with_metrics(metrics);
     let cfg = Arc::new(cfg);
     registry.on_new_stream(move |stream| {
         let span = info_span!(parent: None, "cloud", stream = %stream.path);
@@ -180,11 +181,7 @@ async fn run(
             r = async { destinations.as_mut().expect("guarded").await }, if destinations.is_some() => {
                 destinations = None;
                 match r {
-                    Ok(Ok(list)) => {
-                        let mut all = restreamer.static_for(&stream.path);
-                        all.extend(list);
-                        restreamer.set_destinations(&stream, all);
-                    }
+                    Ok(Ok(list)) => restreamer.set_cloud_destinations(&stream, list),
                     // Keep the current destinations: a flaky cloud must not stop restreams.
                     Ok(Err(e)) => warn!(error = %e, "could not fetch restream destinations"),
                     Err(e) => warn!(error = %e, "destination poll task failed"),

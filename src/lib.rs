@@ -1,6 +1,9 @@
 //! The `glasscast` binary's library half: configuration and wiring, so whole-program tests
 //! can run the server in-process.
 
+pub mod admin;
+pub mod auth;
 pub mod config;
 pub mod control;
+pub mod metrics;
 pub mod server;

@@ -1,10 +1,11 @@
-//! `glasscast serve`: RTMP in; LL-HLS and DASH out.
+//! `glasscast serve`: RTMP in; LL-HLS and DASH out. `glasscast check` validates a
+//! configuration; `glasscast keys` manages publish keys in the configured store.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-use glasscast::config::{self, Overrides};
+use clap::{Args, Parser, Subcommand};
+use glasscast::config::{self, Config, Overrides};
 use glasscast::server::Server;
 
 #[derive(Parser)]
@@ -18,66 +19,143 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Args)]
+struct ConfigArgs {
+    /// TOML configuration file.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Run the relay and the HTTP origin.
+    /// Run the relay, the HTTP origin and the admin listener.
     Serve {
-        /// TOML configuration file.
-        #[arg(long)]
-        config: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        config: ConfigArgs,
         /// RTMP listen address (port 0 picks a free port).
         #[arg(long)]
         rtmp_listen: Option<String>,
         /// HTTP listen address (port 0 picks a free port).
         #[arg(long)]
         http_listen: Option<String>,
+        /// Admin listen address: /metrics, /healthz, the management API (port 0 picks one).
+        #[arg(long)]
+        admin_listen: Option<String>,
         /// Absolute base URL that viewers use to reach the origin.
         #[arg(long)]
         public_url: Option<String>,
     },
+    /// Validate the configuration (file, environment) and exit: 0 if valid, 2 if not.
+    Check {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Manage publish keys in the configured store (auth.keys_file or auth.redis_url).
+    Keys {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let Command::Serve {
-        config: file,
-        rtmp_listen,
-        http_listen,
-        public_url,
-    } = cli.command;
-    let text = match &file {
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it (the only time it is shown) as JSON.
+    Create {
+        /// The user the key publishes as.
+        #[arg(long)]
+        user: String,
+        /// The stream it may publish; without it, any stream of the user.
+        #[arg(long)]
+        stream: Option<String>,
+        /// Lifetime in seconds (default 30 days).
+        #[arg(long)]
+        ttl: Option<u64>,
+        /// Client address or CIDR allowed to use it (repeatable; default any).
+        #[arg(long = "allow-ip")]
+        allow_ips: Vec<String>,
+        /// Human-readable name that stands for the key.
+        #[arg(long)]
+        alias: Option<String>,
+    },
+    /// List keys (ids and metadata, never the keys).
+    List,
+    /// Revoke a key by its id.
+    Revoke { key_id: String },
+    /// Give a key an alias (replacing its previous one).
+    Alias { key_id: String, alias: String },
+}
+
+/// Loads the configuration or prints every problem; `Err` is the exit code.
+fn load_config(args: &ConfigArgs, flags: Overrides) -> Result<Config, ExitCode> {
+    let text = match &args.config {
         Some(path) => match std::fs::read_to_string(path) {
             Ok(t) => Some(t),
             Err(e) => {
                 eprintln!("configuration error: cannot read {}: {e}", path.display());
-                return ExitCode::from(2);
+                return Err(ExitCode::from(2));
             }
         },
         None => None,
     };
-    let name = file
+    let name = args
+        .config
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let cfg = match config::load(
+    config::load(
         text.as_deref().map(|t| (name.as_str(), t)),
         std::env::vars(),
-        &Overrides {
+        &flags,
+    )
+    .map_err(|errors| {
+        eprintln!("configuration error ({} problem(s)):", errors.len());
+        for e in errors {
+            eprintln!("  - {e}");
+        }
+        ExitCode::from(2)
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Runtime::new().map_err(|e| {
+        eprintln!("cannot start the runtime: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve {
+            config,
             rtmp_listen,
             http_listen,
+            admin_listen,
             public_url,
-        },
-    ) {
-        Ok(c) => c,
-        Err(errors) => {
-            eprintln!("configuration error ({} problem(s)):", errors.len());
-            for e in errors {
-                eprintln!("  - {e}");
-            }
-            return ExitCode::from(2);
+        } => load_config(
+            &config,
+            Overrides {
+                rtmp_listen,
+                http_listen,
+                admin_listen,
+                public_url,
+            },
+        )
+        .and_then(serve),
+        Command::Check { config } => load_config(&config, Overrides::default()).map(|_| {
+            println!("configuration is valid");
+            ExitCode::SUCCESS
+        }),
+        Command::Keys { config, command } => {
+            load_config(&config, Overrides::default()).and_then(|cfg| keys(&cfg, command))
         }
     };
+    result.unwrap_or_else(|code| code)
+}
 
+fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log_level));
     tracing_subscriber::fmt()
@@ -91,14 +169,8 @@ fn main() -> ExitCode {
         tracing::error!(panic = %info, "task panicked");
     }));
 
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    rt.block_on(async move {
+    let rt = runtime()?;
+    Ok(rt.block_on(async move {
         let server = match Server::start(&cfg).await {
             Ok(s) => s,
             Err(e) => {
@@ -109,6 +181,67 @@ fn main() -> ExitCode {
         wait_for_signal().await;
         server.shutdown(Duration::from_secs(10)).await;
         ExitCode::SUCCESS
+    }))
+}
+
+fn keys(cfg: &Config, command: KeysCommand) -> Result<ExitCode, ExitCode> {
+    use glasscast::auth::store;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let fail = |e: &dyn std::fmt::Display| {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        };
+        let st = glasscast::auth::open_store(cfg).map_err(|e| fail(&format!("{e:#}")))?;
+        match command {
+            KeysCommand::Create {
+                user,
+                stream,
+                ttl,
+                allow_ips,
+                alias,
+            } => {
+                let spec = relay::auth::key::KeySpec {
+                    user_id: user,
+                    stream_id: stream,
+                    ttl_s: ttl,
+                    allow_ips,
+                    alias,
+                };
+                let new = store::create(st.as_ref(), &spec)
+                    .await
+                    .map_err(|e| fail(&e))?;
+                let out = serde_json::json!({
+                    "keyId": new.record.key_id,
+                    "key": new.key,
+                    "expiresAt": humantime::format_rfc3339_seconds(
+                        std::time::UNIX_EPOCH + Duration::from_secs(new.record.expires_at)
+                    )
+                    .to_string(),
+                    "userId": new.record.user_id,
+                    "streamId": new.record.stream_id,
+                    "alias": new.record.alias,
+                });
+                println!("{out}");
+            }
+            KeysCommand::List => {
+                for r in st.list().await.map_err(|e| fail(&e))? {
+                    println!(
+                        "{}",
+                        serde_json::to_string(&r).map_err(|e| fail(&e))?
+                    );
+                }
+            }
+            KeysCommand::Revoke { key_id } => {
+                st.revoke(&key_id).await.map_err(|e| fail(&e))?;
+                println!("revoked {key_id}");
+            }
+            KeysCommand::Alias { key_id, alias } => {
+                st.set_alias(&key_id, &alias).await.map_err(|e| fail(&e))?;
+                println!("{alias} -> {key_id}");
+            }
+        }
+        Ok(ExitCode::SUCCESS)
     })
 }
 

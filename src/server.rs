@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use origin::fragmenter::FragmenterConfig;
 use origin::http::HttpState;
 use origin::playlist::PlaylistConfig;
-use origin::stream::{Origin, OriginConfig, OriginMetrics};
-use relay::ingest::{IngestConfig, IngestMetrics};
+use origin::stream::{Origin, OriginConfig};
+use relay::ingest::IngestConfig;
 use relay::registry::Registry;
 use relay::restream::pusher::PushConfig;
 use relay::restream::restreamer::Restreamer;
@@ -29,12 +29,16 @@ pub struct Server {
     pub rtmp_addr: SocketAddr,
     pub rtmps_addr: Option<SocketAddr>,
     pub http_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    /// The key store (the configured one, whatever the auth mode).
+    pub keys: Arc<dyn crate::auth::store::KeyStore>,
     pub registry: Arc<Registry>,
     pub origin: Arc<Origin>,
     pub restreamer: Arc<Restreamer>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     http_task: tokio::task::JoinHandle<()>,
+    admin_task: tokio::task::JoinHandle<()>,
 }
 
 fn tls_acceptor(files: &TlsFiles, alpn: &[&[u8]]) -> anyhow::Result<TlsAcceptor> {
@@ -65,6 +69,7 @@ fn attach_control(
     tasks: &TaskTracker,
     scheme: &str,
     http_addr: SocketAddr,
+    cloud_metrics: &relay::cloud::client::CloudMetrics,
 ) {
     let public_url = cfg
         .public_url
@@ -90,6 +95,7 @@ fn attach_control(
             },
             public_url,
         },
+        cloud_metrics.clone(),
         tasks.clone(),
     );
 }
@@ -97,11 +103,8 @@ fn attach_control(
 impl Server {
     /// Binds every listener and starts serving.
     pub async fn start(cfg: &Config) -> anyhow::Result<Server> {
-        let mut metrics = prometheus_client::registry::Registry::default();
-        let ingest_metrics = IngestMetrics::default();
-        ingest_metrics.register(&mut metrics);
-        let origin_metrics = OriginMetrics::default();
-        origin_metrics.register(&mut metrics);
+        let metrics = crate::metrics::Metrics::default();
+        let ingest_metrics = metrics.ingest.clone();
 
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
@@ -121,7 +124,7 @@ impl Server {
                 ended_retention: cfg.ended_retention,
                 ..Default::default()
             },
-            origin_metrics,
+            metrics.origin.clone(),
         );
         origin.attach(&registry, tasks.clone(), shutdown.clone());
         let mut push = PushConfig::new(&cfg.restream_ca).context("restream TLS roots")?;
@@ -133,9 +136,7 @@ impl Server {
             std::process::id().into(),
         );
         restreamer.attach(&registry);
-        metrics.register_collector(Box::new(relay::restream::restreamer::RestreamCollector(
-            restreamer.clone(),
-        )));
+        let metrics_registry = metrics.registry(&origin, &restreamer, cfg.per_stream_labels);
 
         let rtmp = TcpListener::bind(cfg.rtmp_listen)
             .await
@@ -160,15 +161,26 @@ impl Server {
                 &tasks,
                 scheme,
                 http_addr,
+                &metrics.cloud,
             );
         }
         let http_tls = match &cfg.http_tls {
             Some(files) => Some(tls_acceptor(files, &[b"h2", b"http/1.1"])?),
             None => None,
         };
+        let keys = crate::auth::open_store(cfg)?;
+        let policy = crate::auth::policy(cfg, Some(keys.clone()), &metrics.cloud)?;
+        info!(mode = policy.mode(), store = %keys.describe(), "publish authorization");
         let ingest_cfg = IngestConfig {
             read_timeout: cfg.rtmp_read_timeout,
+            publish_deadline: cfg.limits.rtmp_publish_deadline,
+            policy_timeout: cfg.auth.callback_timeout + Duration::from_secs(1),
             tls: None,
+            policy,
+            limiter: relay::limits::ConnLimiter::new(
+                cfg.limits.rtmp_max_connections,
+                cfg.limits.rtmp_max_connections_per_ip,
+            ),
         };
         let mut rtmps_addr = None;
         if let Some(rtmps) = &cfg.rtmps {
@@ -210,19 +222,56 @@ impl Server {
         );
         let state = Arc::new(HttpState {
             origin: origin.clone(),
-            metrics: Arc::new(metrics),
+            limits: origin::http::HttpLimits {
+                max_connections: cfg.limits.http_max_connections,
+                header_timeout: cfg.limits.http_header_timeout,
+                max_url_bytes: cfg.limits.http_max_url_bytes,
+            },
         });
         let http_task = tokio::spawn(origin::http::serve(http, state, http_tls, shutdown.clone()));
+
+        let admin = TcpListener::bind(cfg.admin.listen)
+            .await
+            .with_context(|| format!("binding the admin listener on {}", cfg.admin.listen))?;
+        let admin_addr = admin.local_addr()?;
+        let loopback = admin_addr.ip().is_loopback();
+        if cfg.admin.token.is_none() && !loopback {
+            tracing::warn!(
+                "the admin listener is not on loopback and admin.token is not set: the management API refuses every request"
+            );
+        }
+        let outputs = Arc::new(crate::admin::ApiOutputs::default());
+        outputs.attach(&registry);
+        let scheme = if cfg.http_tls.is_some() { "https" } else { "http" };
+        let admin_state = Arc::new(crate::admin::AdminState {
+            registry: registry.clone(),
+            origin: origin.clone(),
+            restreamer: restreamer.clone(),
+            outputs,
+            keys: keys.clone(),
+            metrics: Arc::new(metrics_registry),
+            token: cfg.admin.token.clone(),
+            loopback,
+            public_url: cfg
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("{scheme}://{http_addr}")),
+        });
+        info!("admin listening on {admin_addr}");
+        let admin_task = tokio::spawn(crate::admin::serve(admin, admin_state, shutdown.clone()));
         Ok(Server {
             rtmp_addr,
             rtmps_addr,
             http_addr,
+            admin_addr,
+            keys,
             registry,
             origin,
             restreamer,
             shutdown,
             tasks,
             http_task,
+            admin_task,
         })
     }
 
@@ -240,6 +289,7 @@ impl Server {
             tracing::warn!("some connections did not finish in {drain:?}");
         }
         let _ = tokio::time::timeout(drain, self.http_task).await;
+        let _ = tokio::time::timeout(drain, self.admin_task).await;
         info!("shutdown complete");
     }
 }

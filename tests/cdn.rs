@@ -119,7 +119,7 @@ impl Drop for Edge {
 
 /// Origin HTTP requests so far, by kind (from the origin's own metrics).
 async fn origin_requests(server: &Server, kind: &str) -> u64 {
-    let (_, m) = get_text(&http_url(server, "metrics")).await;
+    let (_, m) = get_text(&admin_url(server, "metrics")).await;
     m.lines()
         .filter(|l| {
             l.starts_with("glasscast_http_requests_total{")

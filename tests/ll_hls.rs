@@ -190,13 +190,25 @@ async fn directive_errors_hinted_part_and_headers() {
 
     let (s, t) = get_text(&http_url(&server, "healthz")).await;
     assert_eq!((s, t.as_str()), (200, "ok\n"));
-    let (s, m) = get_text(&http_url(&server, "metrics")).await;
+    // The viewer-facing listener serves only media: metrics and the API are on the admin one.
+    assert_eq!(get_text(&http_url(&server, "metrics")).await.0, 404);
+    assert_eq!(get_text(&http_url(&server, "v1/streams")).await.0, 404);
+    let (s, m) = get_text(&admin_url(&server, "metrics")).await;
     assert_eq!(s, 200);
     for name in [
-        "glasscast_rtmp_connections_total",
-        "glasscast_active_streams",
-        "glasscast_ingest_bytes_total",
-        "glasscast_parts_produced_total",
+        "rtmp_connections_total",
+        "rtmp_active_streams",
+        "rtmp_bandwidth_bytes_total",
+        "rtmp_publish_attempts_total{status=\"accepted\"}",
+        "rtmp_connection_attempts_total{status=\"accepted\"}",
+        "auth_decisions_total{mode=\"open\",result=\"allow\"}",
+        "hls_parts_total",
+        "hls_playlist_requests_total{result=\"bad_request\"}",
+        "hls_blocking_waiters",
+        "hls_blocking_wake_seconds_bucket",
+        "hls_sessions",
+        "restream_destinations{state=\"active\"}",
+        "restream_bytes_total",
         "glasscast_http_requests_total{kind=\"playlist\",result=\"bad_request\"}",
     ] {
         assert!(m.contains(name), "metrics lack {name}:\n{m}");

@@ -516,6 +516,7 @@ async fn static_rule_and_destinations_changed_in_place() {
     let server = start(&[
         ("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "500"),
         ("GLASSCAST_RESTREAM_RULES", &rule),
+        ("GLASSCAST_METRICS_PER_STREAM_LABELS", "true"),
     ])
     .await;
     let path = relay::path::StreamPath {
@@ -539,14 +540,14 @@ async fn static_rule_and_destinations_changed_in_place() {
         || live(1),
     )
     .await;
-    // Per-destination metrics, with the key masked.
-    let (_, m) = get_text(&http_url(&server, "metrics")).await;
+    // Per-destination metrics (metrics.per_stream_labels), with the key masked.
+    let (_, m) = get_text(&admin_url(&server, "metrics")).await;
     let url = format!("rtmp://127.0.0.1:{}/live/***", nginx.port);
+    assert_eq!(metric(&m, "restream_destinations{state=\"active\"}"), 1.0, "{m}");
     for name in [
-        "glasscast_restream_destination_state{",
-        "glasscast_restream_bytes_sent_total{",
-        "glasscast_restream_reconnects_total{",
-        "glasscast_restream_dropped_frames_total{",
+        "restream_bytes_total{",
+        "restream_reconnects_total{",
+        "restream_dropped_frames_total{",
     ] {
         let line = m
             .lines()
@@ -604,9 +605,9 @@ async fn static_rule_and_destinations_changed_in_place() {
     };
     server
         .restreamer
-        .set_destinations(&stream, vec![a.clone(), b.clone()]);
+        .set_cloud_destinations(&stream, vec![a.clone(), b.clone()]);
     eventually("both live", Duration::from_secs(10), || live(2)).await;
-    server.restreamer.set_destinations(&stream, vec![b]);
+    server.restreamer.set_cloud_destinations(&stream, vec![b]);
     let s = eventually("only the added one", Duration::from_secs(10), || live(1)).await;
     assert_eq!(s[0].name, "added");
     assert!(publisher.await.unwrap().success());

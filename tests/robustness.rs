@@ -165,13 +165,8 @@ async fn hostile_clients_do_not_disturb_a_live_stream() {
     );
     assert!(parts >= 12, "only {parts} parts in 4 s");
 
-    let (_, m) = get_text(&http_url(&server, "metrics")).await;
-    let errors: u64 = m
-        .lines()
-        .find(|l| l.starts_with("glasscast_rtmp_protocol_errors_total "))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .expect("protocol error counter");
+    let (_, m) = get_text(&admin_url(&server, "metrics")).await;
+    let errors = metric(&m, "rtmp_errors_total") as u64;
     assert!(
         errors >= 3,
         "expected the hostile connections counted, got {errors}"

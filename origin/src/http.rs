@@ -2,7 +2,8 @@
 //!
 //! Routes (everything else is 404 with `Cache-Control: no-store`; no request path ever
 //! reaches a filesystem — all media lives in memory):
-//! - `GET /healthz`, `GET /metrics`
+//! - `GET /healthz` (this listener faces the CDN: metrics and the management API are on the
+//!   admin listener)
 //! - `GET /live/{userId}/{streamId}/index.m3u8` (multivariant), `media.m3u8` (LL-HLS media
 //!   playlist with `_HLS_msn`/`_HLS_part`/`_HLS_skip`), `index.mpd` (DASH)
 //! - `GET /live/{userId}/{streamId}/{prefix}-init{n}.mp4 | -p{n}.m4s | -s{n}.m4s`
@@ -21,7 +22,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use relay::path::StreamPath;
@@ -99,7 +100,28 @@ impl HttpBody for Body {
 /// What the HTTP handlers need.
 pub struct HttpState {
     pub origin: Arc<Origin>,
-    pub metrics: Arc<prometheus_client::registry::Registry>,
+    pub limits: HttpLimits,
+}
+
+/// Limits that keep one client from hurting the others.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// Concurrent connections (0 = no cap); connections over it are closed at accept.
+    pub max_connections: usize,
+    /// Time allowed for a request's headers to arrive (HTTP/1.1; slowloris).
+    pub header_timeout: Duration,
+    /// Longest request target (path and query); longer gets 414.
+    pub max_url_bytes: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            header_timeout: Duration::from_secs(10),
+            max_url_bytes: 4096,
+        }
+    }
 }
 
 /// Serves HTTP on `listener` until `shutdown`, then drains open connections (bounded wait).
@@ -110,11 +132,33 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(state.limits.header_timeout);
+    let limiter = relay::limits::ConnLimiter::new(state.limits.max_connections, 0);
+    let mut log_gate = relay::limits::LogGate::new(Duration::from_secs(60), 1);
     loop {
         let Some((socket, peer)) = relay::net::accept(&listener, &shutdown, "http").await else {
             break;
         };
+        let permit = match limiter.try_open(peer.ip()) {
+            Ok(p) => p,
+            Err(_) => {
+                state.origin.metrics.limit_hit("max_connections");
+                if let Some(held) = log_gate.check(&(), std::time::Instant::now()) {
+                    tracing::warn!(
+                        max = state.limits.max_connections,
+                        refused_since_last_report = held,
+                        "refusing HTTP connections: at the connection cap (http.max_connections)"
+                    );
+                }
+                drop(socket);
+                continue;
+            }
+        };
+        let state_metrics = state.origin.metrics.clone();
         let state = state.clone();
         let service = service_fn(move |req| {
             let state = state.clone();
@@ -125,10 +169,12 @@ pub async fn serve(
             None => {
                 let conn = builder.serve_connection(TokioIo::new(socket), service);
                 let fut = graceful.watch(conn.into_owned());
+                let metrics = state_metrics.clone();
                 tokio::spawn(
                     async move {
+                        let _permit = permit;
                         if let Err(e) = fut.await {
-                            debug!(error = %e, "http connection ended");
+                            note_conn_error(&metrics, &*e);
                         }
                     }
                     .instrument(span),
@@ -138,8 +184,10 @@ pub async fn serve(
                 let acceptor = acceptor.clone();
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
+                let metrics = state_metrics.clone();
                 tokio::spawn(
                     async move {
+                        let _permit = permit;
                         let tls = match tokio::time::timeout(
                             Duration::from_secs(10),
                             acceptor.accept(socket),
@@ -152,7 +200,7 @@ pub async fn serve(
                         };
                         let conn = builder.serve_connection(TokioIo::new(tls), service);
                         if let Err(e) = watcher.watch(conn.into_owned()).await {
-                            debug!(error = %e, "https connection ended");
+                            note_conn_error(&metrics, &*e);
                         }
                     }
                     .instrument(span),
@@ -162,6 +210,17 @@ pub async fn serve(
     }
     // Held requests are answered when playlists end; give in-flight responses a moment.
     let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+}
+
+/// Counts a connection that ended in an error worth counting (a header timeout: slowloris).
+fn note_conn_error(metrics: &crate::stream::OriginMetrics, e: &(dyn std::error::Error + 'static)) {
+    let timed_out = e
+        .downcast_ref::<hyper::Error>()
+        .is_some_and(hyper::Error::is_timeout);
+    if timed_out {
+        metrics.limit_hit("header_timeout");
+    }
+    debug!(error = %e, "http connection ended");
 }
 
 fn with_common(mut resp: Response<Body>) -> Response<Body> {
@@ -199,7 +258,12 @@ async fn handle(
     peer: std::net::SocketAddr,
 ) -> Response<Body> {
     let head = req.method() == Method::HEAD;
+    let target_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     let resp = match *req.method() {
+        _ if target_len > state.limits.max_url_bytes => {
+            state.origin.metrics.limit_hit("url_too_long");
+            simple(StatusCode::URI_TOO_LONG, CACHE_ERROR, "request target too long\n")
+        }
         Method::GET | Method::HEAD => route(state, &req, peer).await,
         Method::OPTIONS => {
             let mut r = simple(StatusCode::NO_CONTENT, CACHE_NONE, Body::empty());
@@ -274,20 +338,6 @@ async fn route(
     let path = req.uri().path();
     match path {
         "/healthz" => return simple(StatusCode::OK, CACHE_ERROR, "ok\n"),
-        "/metrics" => {
-            let mut text = String::new();
-            if prometheus_client::encoding::text::encode(&mut text, &state.metrics).is_err() {
-                return simple(StatusCode::INTERNAL_SERVER_ERROR, CACHE_ERROR, "metrics\n");
-            }
-            let mut r = simple(StatusCode::OK, CACHE_ERROR, text);
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
-            );
-            return r;
-        }
         _ => {}
     }
     let segs: Vec<&str> = path.split('/').collect();
@@ -394,11 +444,12 @@ async fn media_playlist(
         CACHE_NONE
     };
     let mut result = "ok";
+    let mut decided = None;
     if let Some(msn) = d.msn {
         match os.block_for(BlockingRequest { msn, part: d.part }) {
             Wait::Now => {}
-            Wait::Later(w) => match w.outcome().await {
-                Outcome::TimedOut => {
+            Wait::Later(w) => match w.outcome_at().await {
+                (Outcome::TimedOut, _) => {
                     m.request("playlist", "timeout");
                     return simple(
                         StatusCode::SERVICE_UNAVAILABLE,
@@ -406,7 +457,11 @@ async fn media_playlist(
                         "the requested part did not appear in time\n",
                     );
                 }
-                Outcome::Ready | Outcome::Gone => result = "blocked_ok",
+                (Outcome::Ready, at) => {
+                    decided = Some(at);
+                    result = "blocked_ok";
+                }
+                (Outcome::Gone, _) => result = "blocked_ok",
             },
             Wait::BadRequest(reason) => {
                 m.request("playlist", "bad_request");
@@ -428,6 +483,9 @@ async fn media_playlist(
         cache,
         false,
     );
+    if let Some(at) = decided {
+        m.blocking_wake.observe(at.elapsed().as_secs_f64());
+    }
     if gzip {
         resp.headers_mut()
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));

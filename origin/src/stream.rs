@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry as Metrics;
 use relay::media::MediaMessage;
 use relay::path::StreamPath;
@@ -54,24 +55,43 @@ impl Default for OriginConfig {
 }
 
 /// Origin counters.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct OriginMetrics {
     pub parts_produced: Counter,
     pub segments_produced: Counter,
     pub packaging_errors: Counter,
     pub http_requests: Family<Vec<(String, String)>, Counter>,
     pub media_bytes_out: Counter,
+    pub limit_hits: Family<Vec<(String, String)>, Counter>,
+    pub playlist_requests: Family<Vec<(String, String)>, Counter>,
+    pub blocking_wake: Histogram,
+}
+
+impl Default for OriginMetrics {
+    fn default() -> Self {
+        Self {
+            parts_produced: Counter::default(),
+            segments_produced: Counter::default(),
+            packaging_errors: Counter::default(),
+            http_requests: Family::default(),
+            media_bytes_out: Counter::default(),
+            limit_hits: Family::default(),
+            playlist_requests: Family::default(),
+            // 1 ms to ~4 s.
+            blocking_wake: Histogram::new(exponential_buckets(0.001, 2.0, 13)),
+        }
+    }
 }
 
 impl OriginMetrics {
     pub fn register(&self, reg: &mut Metrics) {
         reg.register(
-            "glasscast_parts_produced",
+            "hls_parts",
             "LL-HLS parts produced",
             self.parts_produced.clone(),
         );
         reg.register(
-            "glasscast_segments_produced",
+            "hls_segments",
             "Segments produced",
             self.segments_produced.clone(),
         );
@@ -90,16 +110,43 @@ impl OriginMetrics {
             "Media bytes served",
             self.media_bytes_out.clone(),
         );
+        reg.register(
+            "hls_playlist_requests",
+            "LL-HLS media playlist requests by result (ok, blocked_ok, bad_request, timeout, not_found)",
+            self.playlist_requests.clone(),
+        );
+        reg.register(
+            "hls_blocking_wake_seconds",
+            "Time from a part's completion to the answer of a playlist request blocked on it",
+            self.blocking_wake.clone(),
+        );
+        reg.register(
+            "http_limit_hits",
+            "HTTP connections or requests stopped by a limit (max_connections, header_timeout, url_too_long)",
+            self.limit_hits.clone(),
+        );
     }
 
+    /// Counts one request by kind (`playlist`, `media`, …) and result.
     pub fn request(&self, kind: &str, result: &str) {
-        self.http_requests
-            .get_or_create(&vec![
-                ("kind".into(), kind.into()),
-                ("result".into(), result.into()),
-            ])
+        let labels = vec![
+            ("kind".into(), kind.into()),
+            ("result".into(), result.into()),
+        ];
+        self.http_requests.get_or_create(&labels).inc();
+        if kind == "playlist" {
+            self.playlist_requests
+                .get_or_create(&vec![("result".into(), result.into())])
+                .inc();
+        }
+    }
+
+    pub fn limit_hit(&self, limit: &str) {
+        self.limit_hits
+            .get_or_create(&vec![("limit".into(), limit.into())])
             .inc();
     }
+
 }
 
 /// A file of a stream, parsed from its name.
@@ -172,7 +219,8 @@ struct State {
     open_parts: Vec<u64>,
     retired: VecDeque<u64>,
     ast_ms: Option<i64>,
-    waiters: HashMap<WaiterId, oneshot::Sender<Outcome>>,
+    /// Held requests, answered with the outcome and when it was decided.
+    waiters: HashMap<WaiterId, oneshot::Sender<(Outcome, Instant)>>,
     /// Gzipped media playlists [full, delta], with the rendered text they were made from.
     gzipped: [Option<(Bytes, Bytes)>; 2],
 }
@@ -205,14 +253,19 @@ pub enum Wait {
 pub struct Waiting {
     stream: Arc<OriginStream>,
     id: WaiterId,
-    rx: Option<oneshot::Receiver<Outcome>>,
+    rx: Option<oneshot::Receiver<(Outcome, Instant)>>,
 }
 
 impl Waiting {
-    pub async fn outcome(mut self) -> Outcome {
+    pub async fn outcome(self) -> Outcome {
+        self.outcome_at().await.0
+    }
+
+    /// The outcome and when it was decided (for a part, right after the part completed).
+    pub async fn outcome_at(mut self) -> (Outcome, Instant) {
         let outcome = match self.rx.as_mut() {
-            Some(rx) => rx.await.unwrap_or(Outcome::Gone),
-            None => Outcome::Gone,
+            Some(rx) => rx.await.unwrap_or((Outcome::Gone, Instant::now())),
+            None => (Outcome::Gone, Instant::now()),
         };
         // Answered: nothing to cancel. (If this future is dropped before, Drop cancels.)
         self.rx = None;
@@ -396,6 +449,11 @@ impl OriginStream {
     }
 
     /// Distinct viewer sessions seen within `window`.
+    /// Requests held until a part exists.
+    pub fn blocked_requests(&self) -> usize {
+        self.lock().waiters.len()
+    }
+
     pub fn viewers(&self, now: Instant, window: Duration) -> u64 {
         let mut v = self.viewers.lock().unwrap_or_else(|e| e.into_inner());
         v.retain(|_, t| now.saturating_duration_since(*t) < window);
@@ -521,9 +579,10 @@ impl OriginStream {
     }
 
     fn dispatch(st: &mut State) {
+        let now = Instant::now();
         while let Some((id, outcome)) = st.playlist.poll_ready() {
             if let Some(tx) = st.waiters.remove(&id) {
-                let _ = tx.send(outcome);
+                let _ = tx.send((outcome, now));
             }
         }
     }
@@ -547,6 +606,16 @@ impl Origin {
 
     pub fn config(&self) -> &OriginConfig {
         &self.cfg
+    }
+
+    /// Every stream served now (live or recently ended).
+    pub fn streams(&self) -> Vec<Arc<OriginStream>> {
+        self.streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     pub fn get(&self, path: &StreamPath) -> Option<Arc<OriginStream>> {
@@ -707,5 +776,50 @@ mod tests {
         assert_eq!(MediaName::parse("ab", "ab-initv.mp4"), None);
         assert_eq!(MediaName::parse("ab", "ab-init2x.mp4"), None);
         assert_eq!(MediaName::parse("ab", "ab-s+5.m4s"), None);
+    }
+}
+
+/// Gauges read at scrape time: requests blocked on a part (`hls_blocking_waiters`) and viewer
+/// sessions seen in the last 30 s (`hls_sessions`), over all streams.
+#[derive(Debug)]
+pub struct OriginCollector(pub Arc<Origin>);
+
+impl std::fmt::Debug for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Origin").finish_non_exhaustive()
+    }
+}
+
+impl prometheus_client::collector::Collector for OriginCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::MetricType;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        let streams = self.0.streams();
+        let now = Instant::now();
+        let waiters: usize = streams.iter().map(|s| s.blocked_requests()).sum();
+        let sessions: u64 = streams
+            .iter()
+            .map(|s| s.viewers(now, Duration::from_secs(30)))
+            .sum();
+        for (name, help, v) in [
+            (
+                "hls_blocking_waiters",
+                "Playlist and part requests held until their part exists",
+                waiters as i64,
+            ),
+            (
+                "hls_sessions",
+                "Distinct HLS/DASH viewer sessions seen in the last 30 s",
+                sessions as i64,
+            ),
+        ] {
+            let m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            ConstGauge::new(v).encode(m)?;
+        }
+        Ok(())
     }
 }

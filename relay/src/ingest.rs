@@ -1,17 +1,21 @@
 //! RTMP (and RTMPS) ingest: a tokio shell around `rml_rtmp`'s server session.
 //!
 //! One task per connection, each in its own tracing span. Anything a client can do wrong —
-//! garbage bytes, a handshake that never ends, a stalled publisher, a message that makes the
-//! RTMP library panic — ends only that connection. Media is handed to the stream's hub
-//! without ever waiting on a consumer.
+//! garbage bytes, a handshake that never ends, a connection that never publishes, a stalled
+//! publisher, a message that makes the RTMP library panic — ends only that connection.
+//! Connections over the caps are closed at accept. A `publish` is accepted only after the
+//! [`PublishPolicy`] allowed it (awaited here, bounded in time). Media is handed to the
+//! stream's hub without ever waiting on a consumer.
 
-use std::net::SocketAddr;
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry as Metrics;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
@@ -24,7 +28,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::auth::{Decision, DenyReason, OpenPolicy, PublishName, PublishPolicy, PublishRequest};
 use crate::flv::{FlvError, TagParser};
+use crate::limits::{ConnLimiter, LogGate};
 use crate::path::PublishTarget;
 use crate::registry::{PublishError, Publisher, Registry};
 
@@ -33,62 +39,117 @@ use crate::registry::{PublishError, Publisher, Registry};
 pub struct IngestConfig {
     /// A connection that sends nothing for this long is closed.
     pub read_timeout: Duration,
+    /// A connection that has not started publishing this long after it was accepted is
+    /// closed (handshake, connect and publish included).
+    pub publish_deadline: Duration,
+    /// Longest wait for the publish policy's decision; past it the publish is refused.
+    pub policy_timeout: Duration,
     /// When set, connections are RTMPS (TLS) and this terminates TLS.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Who may publish.
+    pub policy: Arc<dyn PublishPolicy>,
+    /// Concurrent connection caps (shared by the RTMP and RTMPS listeners).
+    pub limiter: ConnLimiter,
 }
 
 impl Default for IngestConfig {
     fn default() -> Self {
         Self {
             read_timeout: Duration::from_secs(10),
+            publish_deadline: Duration::from_secs(10),
+            policy_timeout: Duration::from_secs(5),
             tls: None,
+            policy: Arc::new(OpenPolicy),
+            limiter: ConnLimiter::new(0, 0),
         }
     }
 }
 
-/// Ingest counters, registered in the process's Prometheus registry.
-#[derive(Clone, Default)]
+type Labels1 = [(&'static str, &'static str); 1];
+type Labels2 = [(&'static str, &'static str); 2];
+
+/// Ingest and publish-authorization metrics (names from `seeds/003_*`).
+#[derive(Clone)]
 pub struct IngestMetrics {
     pub connections: Counter,
     pub active_connections: Gauge,
     pub bytes_in: Counter,
-    pub rejected_publishes: Counter,
-    pub protocol_errors: Counter,
+    pub errors: Family<Labels1, Counter>,
+    pub connection_attempts: Family<Labels1, Counter>,
+    pub publish_attempts: Family<Labels1, Counter>,
+    pub auth_decisions: Family<Labels2, Counter>,
     pub active_streams: Gauge,
+    /// Offenders (by address) are logged at most once a minute.
+    log_gate: Arc<Mutex<LogGate<IpAddr>>>,
+}
+
+impl Default for IngestMetrics {
+    fn default() -> Self {
+        Self {
+            connections: Counter::default(),
+            active_connections: Gauge::default(),
+            bytes_in: Counter::default(),
+            errors: Family::default(),
+            connection_attempts: Family::default(),
+            publish_attempts: Family::default(),
+            auth_decisions: Family::default(),
+            active_streams: Gauge::default(),
+            log_gate: Arc::new(Mutex::new(LogGate::new(Duration::from_secs(60), 4096))),
+        }
+    }
 }
 
 impl IngestMetrics {
     pub fn register(&self, reg: &mut Metrics) {
         reg.register(
-            "glasscast_rtmp_connections",
-            "RTMP connections accepted",
+            "rtmp_connections",
+            "RTMP connections accepted (after the connection caps)",
             self.connections.clone(),
         );
         reg.register(
-            "glasscast_rtmp_active_connections",
+            "rtmp_active_connections",
             "RTMP connections open now",
             self.active_connections.clone(),
         );
         reg.register(
-            "glasscast_ingest_bytes",
-            "Media payload bytes received from publishers",
+            "rtmp_bandwidth_bytes",
+            "Bytes received from RTMP clients",
             self.bytes_in.clone(),
         );
         reg.register(
-            "glasscast_rtmp_rejected_publishes",
-            "Publish requests refused (bad path, path already live, shutting down)",
-            self.rejected_publishes.clone(),
+            "rtmp_errors",
+            "RTMP connections ended by an error, by kind",
+            self.errors.clone(),
         );
         reg.register(
-            "glasscast_rtmp_protocol_errors",
-            "Connections closed because of malformed or unsupported input",
-            self.protocol_errors.clone(),
+            "rtmp_connection_attempts",
+            "RTMP connection attempts by outcome (accepted, over_total_limit, over_ip_limit)",
+            self.connection_attempts.clone(),
         );
         reg.register(
-            "glasscast_active_streams",
+            "rtmp_publish_attempts",
+            "Publish requests by outcome (accepted or the refusal reason)",
+            self.publish_attempts.clone(),
+        );
+        reg.register(
+            "auth_decisions",
+            "Publish authorization decisions by mode and result (allow or the refusal reason)",
+            self.auth_decisions.clone(),
+        );
+        reg.register(
+            "rtmp_active_streams",
             "Streams being published now",
             self.active_streams.clone(),
         );
+    }
+
+    /// True when something about `ip` should be logged now (at most once a minute each).
+    fn should_log(&self, ip: IpAddr) -> bool {
+        self.log_gate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .check(&ip, std::time::Instant::now())
+            .is_some()
     }
 }
 
@@ -96,6 +157,8 @@ impl IngestMetrics {
 enum ConnError {
     #[error("no data for {0:?}")]
     Timeout(Duration),
+    #[error("did not start publishing within {0:?}")]
+    PublishDeadline(Duration),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("handshake: {0:?}")]
@@ -104,8 +167,35 @@ enum ConnError {
     Session(rml_rtmp::sessions::ServerSessionError),
     #[error("the RTMP library panicked on this client's input")]
     Panic,
-    #[error("publish rejected: {0}")]
+    #[error("publish refused: {0}")]
     Rejected(String),
+    #[error("stream ended by the operator")]
+    Kicked,
+}
+
+impl ConnError {
+    /// `rtmp_errors_total{kind}` label; `None` for ordinary ends.
+    fn kind(&self) -> Option<&'static str> {
+        match self {
+            ConnError::Timeout(_) => Some("timeout"),
+            ConnError::PublishDeadline(_) => Some("publish_deadline"),
+            ConnError::Io(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::BrokenPipe
+                        | std::io::ErrorKind::UnexpectedEof
+                ) =>
+            {
+                None
+            }
+            ConnError::Io(_) => Some("io"),
+            ConnError::Handshake(_) => Some("handshake"),
+            ConnError::Session(_) => Some("protocol"),
+            ConnError::Panic => Some("panic"),
+            ConnError::Rejected(_) | ConnError::Kicked => None,
+        }
+    }
 }
 
 /// Accepts connections until `shutdown` is cancelled. Connection tasks are tracked by
@@ -123,6 +213,25 @@ pub async fn serve(
         let Some((socket, peer)) = crate::net::accept(&listener, &shutdown, "rtmp").await else {
             break;
         };
+        let permit = match cfg.limiter.try_open(peer.ip()) {
+            Ok(p) => p,
+            Err(hit) => {
+                metrics
+                    .connection_attempts
+                    .get_or_create(&[("status", hit.label())])
+                    .inc();
+                if metrics.should_log(peer.ip()) {
+                    warn!(peer = %peer, "refusing RTMP connection: {hit}");
+                }
+                // Dropping the socket closes it: a refused client costs no task.
+                drop(socket);
+                continue;
+            }
+        };
+        metrics
+            .connection_attempts
+            .get_or_create(&[("status", "accepted")])
+            .inc();
         let id = next_id.fetch_add(1, Ordering::Relaxed);
         let span = info_span!("rtmp", conn = id, peer = %peer);
         let (registry, cfg, metrics, shutdown) = (
@@ -133,51 +242,59 @@ pub async fn serve(
         );
         tasks.spawn(
             async move {
+                let _permit = permit;
                 metrics.connections.inc();
                 metrics.active_connections.inc();
+                let deadline = tokio::time::Instant::now() + cfg.publish_deadline;
                 let result = match cfg.tls.clone() {
                     Some(acceptor) => {
-                        match tokio::time::timeout(cfg.read_timeout, acceptor.accept(socket)).await
-                        {
+                        match tokio::time::timeout_at(deadline, acceptor.accept(socket)).await {
                             Ok(Ok(tls)) => {
-                                run_connection(tls, peer, &registry, &cfg, &metrics, &shutdown)
-                                    .await
+                                run_connection(
+                                    tls, peer, deadline, &registry, &cfg, &metrics, &shutdown,
+                                )
+                                .await
                             }
                             Ok(Err(e)) => Err(ConnError::Io(e)),
-                            Err(_) => Err(ConnError::Timeout(cfg.read_timeout)),
+                            Err(_) => Err(ConnError::PublishDeadline(cfg.publish_deadline)),
                         }
                     }
                     None => {
-                        run_connection(socket, peer, &registry, &cfg, &metrics, &shutdown).await
+                        run_connection(
+                            socket, peer, deadline, &registry, &cfg, &metrics, &shutdown,
+                        )
+                        .await
                     }
                 };
                 metrics.active_connections.dec();
                 match result {
                     Ok(()) => debug!("connection closed"),
-                    Err(ConnError::Io(e))
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::ConnectionReset
-                                | std::io::ErrorKind::BrokenPipe
-                                | std::io::ErrorKind::UnexpectedEof
-                        ) =>
-                    {
-                        debug!(error = %e, "connection dropped")
-                    }
-                    Err(e) => {
-                        if matches!(
-                            e,
-                            ConnError::Handshake(_) | ConnError::Session(_) | ConnError::Panic
-                        ) {
-                            metrics.protocol_errors.inc();
+                    Err(e) => match e.kind() {
+                        None if matches!(e, ConnError::Io(_)) => {
+                            debug!(error = %e, "connection dropped")
                         }
-                        warn!(error = %e, "connection closed")
-                    }
+                        None => info!(error = %e, "connection closed"),
+                        Some(kind) => {
+                            metrics.errors.get_or_create(&[("kind", kind)]).inc();
+                            if metrics.should_log(peer.ip()) {
+                                warn!(error = %e, "connection closed");
+                            } else {
+                                debug!(error = %e, "connection closed");
+                            }
+                        }
+                    },
                 }
             }
             .instrument(span),
         );
     }
+}
+
+/// A `publish` waiting for the policy's decision.
+struct PendingPublish {
+    request_id: u32,
+    app: String,
+    name: String,
 }
 
 /// Per-connection state between RTMP events.
@@ -191,6 +308,10 @@ struct Conn<'a> {
     warned_audio: bool,
     /// Set when the connection must end after the pending output is written.
     closing: Option<String>,
+    /// A publish the policy has not decided yet; nothing after it is handled until then.
+    pending: Option<PendingPublish>,
+    /// Session results held back behind a pending publish.
+    backlog: VecDeque<ServerSessionResult>,
 }
 
 async fn read_some<S: AsyncRead + Unpin>(
@@ -206,9 +327,25 @@ async fn read_some<S: AsyncRead + Unpin>(
     }
 }
 
+/// Reads with the idle timeout and, until publishing starts, the publish deadline.
+async fn read_bounded<S: AsyncRead + Unpin>(
+    io: &mut S,
+    buf: &mut [u8],
+    cfg: &IngestConfig,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<usize, ConnError> {
+    match deadline {
+        None => read_some(io, buf, cfg.read_timeout).await,
+        Some(d) => tokio::time::timeout_at(d, read_some(io, buf, cfg.read_timeout))
+            .await
+            .map_err(|_| ConnError::PublishDeadline(cfg.publish_deadline))?,
+    }
+}
+
 async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
     mut io: S,
     peer: SocketAddr,
+    deadline: tokio::time::Instant,
     registry: &Arc<Registry>,
     cfg: &IngestConfig,
     metrics: &IngestMetrics,
@@ -219,8 +356,9 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
     let leftover = loop {
         let n = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            r = read_some(&mut io, &mut buf, cfg.read_timeout) => r?,
+            r = read_bounded(&mut io, &mut buf, cfg, Some(deadline)) => r?,
         };
+        metrics.bytes_in.inc_by(n as u64);
         match handshake
             .process_bytes(&buf[..n])
             .map_err(ConnError::Handshake)?
@@ -249,11 +387,15 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
         warned_video: false,
         warned_audio: false,
         closing: None,
+        pending: None,
+        backlog: VecDeque::new(),
     };
     let mut out = Vec::new();
     conn.handle_results(&mut session, initial, &mut out)?;
     // Bytes that arrived with the end of the handshake first, then whatever each read brings.
     feed(&mut session, &mut conn, &mut out, &leftover)?;
+    // Turns true when the stream being published ends under us (kicked by the operator).
+    let mut ended: Option<tokio::sync::watch::Receiver<bool>> = None;
     loop {
         if !out.is_empty() {
             io.write_all(&out).await?;
@@ -263,9 +405,24 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
             let _ = io.shutdown().await;
             return Err(ConnError::Rejected(reason));
         }
+        if let Some(p) = conn.pending.take() {
+            let results = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                r = conn.decide(&mut session, p, cfg) => r?,
+            };
+            ended = conn.publisher.as_ref().map(|p| p.stream().ended_watch());
+            conn.handle_results(&mut session, results, &mut out)?;
+            continue;
+        }
+        let deadline = conn.publisher.is_none().then_some(deadline);
         let n = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            r = read_some(&mut io, &mut buf, cfg.read_timeout) => r?,
+            _ = async { let _ = ended.as_mut().expect("guarded").wait_for(|e| *e).await.is_ok(); }, if ended.is_some() && conn.publisher.is_some() => {
+                info!("the stream was ended by the operator; closing the publisher");
+                let _ = io.shutdown().await;
+                return Err(ConnError::Kicked);
+            }
+            r = read_bounded(&mut io, &mut buf, cfg, deadline) => r?,
         };
         feed(&mut session, &mut conn, &mut out, &buf[..n])?;
     }
@@ -291,20 +448,28 @@ fn feed(
 }
 
 impl Conn<'_> {
+    /// Queues `results` behind anything held back, then handles them in order until a
+    /// publish needs a decision.
     fn handle_results(
         &mut self,
         session: &mut ServerSession,
         results: Vec<ServerSessionResult>,
         out: &mut Vec<u8>,
     ) -> Result<(), ConnError> {
-        let mut queue = std::collections::VecDeque::from(results);
-        while let Some(r) = queue.pop_front() {
+        self.backlog.extend(results);
+        while self.pending.is_none() {
+            let Some(r) = self.backlog.pop_front() else {
+                break;
+            };
             match r {
                 ServerSessionResult::OutboundResponse(p) => out.extend_from_slice(&p.bytes),
                 ServerSessionResult::UnhandleableMessageReceived(_) => {}
                 ServerSessionResult::RaisedEvent(ev) => {
                     let more = self.handle_event(session, ev)?;
-                    queue.extend(more);
+                    // Results of an event come before what was already queued after it.
+                    for m in more.into_iter().rev() {
+                        self.backlog.push_front(m);
+                    }
                 }
             }
         }
@@ -325,7 +490,22 @@ impl Conn<'_> {
                 app_name,
                 stream_key,
                 ..
-            } => self.publish(session, request_id, &app_name, &stream_key),
+            } => {
+                if self.publisher.is_some() || self.pending.is_some() {
+                    return self.reject(
+                        session,
+                        request_id,
+                        "already_publishing",
+                        "this connection is already publishing".into(),
+                    );
+                }
+                self.pending = Some(PendingPublish {
+                    request_id,
+                    app: app_name,
+                    name: stream_key,
+                });
+                Ok(Vec::new())
+            }
             ServerSessionEvent::PlayStreamRequested { request_id, .. } => {
                 // Playback is served over HLS/DASH, not RTMP.
                 let r = session
@@ -339,6 +519,7 @@ impl Conn<'_> {
             }
             ServerSessionEvent::PublishStreamFinished { .. } => {
                 if let Some(p) = self.publisher.take() {
+                    // The stream now waits out its grace period without this connection.
                     info!(stream = %p.stream().path, "publisher finished");
                     self.metrics.active_streams.dec();
                 }
@@ -372,44 +553,93 @@ impl Conn<'_> {
         }
     }
 
-    fn publish(
+    /// Asks the policy about a publish, then claims the stream or refuses.
+    async fn decide(
         &mut self,
         session: &mut ServerSession,
-        request_id: u32,
-        app_name: &str,
-        stream_key: &str,
+        p: PendingPublish,
+        cfg: &IngestConfig,
     ) -> Result<Vec<ServerSessionResult>, ConnError> {
-        if self.publisher.is_some() {
-            return self.reject(
-                session,
-                request_id,
-                "this connection is already publishing".into(),
-            );
-        }
-        let target = match PublishTarget::from_rtmp(app_name, stream_key) {
+        let target = match PublishTarget::from_rtmp(&p.app, &p.name) {
             Ok(t) => t,
             // The raw names may hold a stream key: log only the reason.
-            Err(e) => return self.reject(session, request_id, format!("bad publish path: {e}")),
+            Err(e) => {
+                return self.reject(
+                    session,
+                    p.request_id,
+                    "bad_path",
+                    format!("bad publish path: {e}"),
+                );
+            }
         };
-        match self.registry.publish(target.path.clone()) {
-            Ok(p) => {
+        let client_ip = crate::auth::canonical_ip(self.peer.ip());
+        let req = PublishRequest {
+            name: target.name,
+            credential: target.credential,
+            client_ip,
+        };
+        let mode = cfg.policy.mode();
+        let decision = tokio::time::timeout(cfg.policy_timeout, cfg.policy.authorize(&req))
+            .await
+            .unwrap_or(Decision::Deny(DenyReason::PolicyTimeout));
+        let path = match decision {
+            Decision::Allow(path) => {
+                self.metrics
+                    .auth_decisions
+                    .get_or_create(&[("mode", mode), ("result", "allow")])
+                    .inc();
+                path
+            }
+            Decision::Deny(reason) => {
+                self.metrics
+                    .auth_decisions
+                    .get_or_create(&[("mode", mode), ("result", reason.label())])
+                    .inc();
+                // The requested path is logged only when the client named one: a bare name
+                // is a key or an alias.
+                match &req.name {
+                    PublishName::Stream(s) => {
+                        warn!(stream = %s, client = %client_ip, mode, reason = reason.label(), "publish refused: {reason}")
+                    }
+                    PublishName::Bare(_) => {
+                        warn!(client = %client_ip, mode, reason = reason.label(), "publish refused: {reason}")
+                    }
+                }
+                return self.reject(
+                    session,
+                    p.request_id,
+                    reason.label(),
+                    format!("publish refused: {reason}"),
+                );
+            }
+        };
+        match self.registry.publish(path.clone()) {
+            Ok(publisher) => {
                 info!(
-                    stream = %target.path,
-                    client = %self.peer.ip(),
-                    resumed = p.resumed(),
+                    stream = %path,
+                    client = %client_ip,
+                    resumed = publisher.resumed(),
+                    mode,
                     "publishing"
                 );
-                self.publisher = Some(p);
+                publisher.set_client_ip(client_ip);
+                self.publisher = Some(publisher);
                 self.metrics.active_streams.inc();
+                self.metrics
+                    .publish_attempts
+                    .get_or_create(&[("status", "accepted")])
+                    .inc();
                 session
-                    .accept_request(request_id)
+                    .accept_request(p.request_id)
                     .map_err(ConnError::Session)
             }
             Err(e @ PublishError::AlreadyPublishing(_)) => {
-                warn!(stream = %target.path, "rejected second publisher: path is already live");
-                self.reject(session, request_id, e.to_string())
+                warn!(stream = %path, "rejected second publisher: path is already live");
+                self.reject(session, p.request_id, "already_publishing", e.to_string())
             }
-            Err(e) => self.reject(session, request_id, e.to_string()),
+            Err(e @ PublishError::ShuttingDown) => {
+                self.reject(session, p.request_id, "shutting_down", e.to_string())
+            }
         }
     }
 
@@ -418,9 +648,13 @@ impl Conn<'_> {
         &mut self,
         session: &mut ServerSession,
         request_id: u32,
+        label: &'static str,
         reason: String,
     ) -> Result<Vec<ServerSessionResult>, ConnError> {
-        self.metrics.rejected_publishes.inc();
+        self.metrics
+            .publish_attempts
+            .get_or_create(&[("status", label)])
+            .inc();
         let results = session
             .reject_request(request_id, "NetStream.Publish.BadName", &reason)
             .unwrap_or_default();

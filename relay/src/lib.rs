@@ -7,12 +7,14 @@
 //! [`cloud::client`].
 
 pub mod aac;
+pub mod auth;
 mod bits;
 pub mod cloud;
 pub mod flv;
 pub mod h264;
 pub mod hub;
 pub mod ingest;
+pub mod limits;
 pub mod media;
 pub mod net;
 pub mod path;

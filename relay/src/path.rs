@@ -1,10 +1,12 @@
-//! The publish path: `live/{userId}/{streamId}` with an optional `?key=` / `?token=` query.
+//! The publish path: `live/{userId}/{streamId}` (or `live/{key}`) with an optional `?key=` /
+//! `?token=` query.
 //!
 //! RTMP clients split the URL path differently (ffmpeg: app `live`, name `u/s`; librtmp: app
 //! `live/u`, name `s`), so the app and the stream name are joined before interpreting them.
 
 use std::fmt;
 
+use crate::auth::{BareName, PublishName};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
 /// Characters left as they are when a path segment is encoded for a URL: RFC 3986 unreserved.
@@ -40,7 +42,7 @@ impl fmt::Debug for Credential {
 /// A parsed publish request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishTarget {
-    pub path: StreamPath,
+    pub name: PublishName,
     pub credential: Option<Credential>,
 }
 
@@ -117,12 +119,25 @@ impl PublishTarget {
             .collect::<Vec<_>>()
             .join("&");
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        if segments.len() != 3 {
-            return Err(PathError::Shape(segments.len()));
-        }
-        let path = StreamPath::from_url_segments(segments[0], segments[1], segments[2])?;
+        let name = match segments.as_slice() {
+            [app, user, stream] => {
+                PublishName::Stream(StreamPath::from_url_segments(app, user, stream)?)
+            }
+            // `live/{key-or-alias}`: only a key policy can give it a meaning.
+            ["live", bare] => PublishName::Bare(BareName(decode_segment(bare, "stream name")?)),
+            [_, _] if segments[0] != "live" => return Err(PathError::App),
+            _ => return Err(PathError::Shape(segments.len())),
+        };
         let credential = parse_credential(&query);
-        Ok(Self { path, credential })
+        Ok(Self { name, credential })
+    }
+
+    /// The stream path when the client named one (`live/{userId}/{streamId}`).
+    pub fn path(&self) -> Option<&StreamPath> {
+        match &self.name {
+            PublishName::Stream(p) => Some(p),
+            PublishName::Bare(_) => None,
+        }
     }
 }
 
@@ -155,9 +170,10 @@ mod tests {
         let ffmpeg = PublishTarget::from_rtmp("live", "alice%40example.com/m1").unwrap();
         let librtmp = PublishTarget::from_rtmp("live/alice%40example.com", "m1").unwrap();
         assert_eq!(ffmpeg, librtmp);
-        assert_eq!(ffmpeg.path.user_id, "alice@example.com");
-        assert_eq!(ffmpeg.path.stream_id, "m1");
-        assert_eq!(ffmpeg.path.url_path(), "live/alice%40example.com/m1");
+        let p = ffmpeg.path().unwrap();
+        assert_eq!(p.user_id, "alice@example.com");
+        assert_eq!(p.stream_id, "m1");
+        assert_eq!(p.url_path(), "live/alice%40example.com/m1");
     }
 
     #[test]
@@ -166,16 +182,21 @@ mod tests {
         let b = PublishTarget::from_rtmp("live/u?token=t0k", "s").unwrap();
         assert_eq!(a.credential, Some(Credential::Key("sekret".into())));
         assert_eq!(b.credential, Some(Credential::Token("t0k".into())));
-        assert_eq!(a.path.stream_id, "s");
+        assert_eq!(a.path().unwrap().stream_id, "s");
         assert_eq!(format!("{:?}", a), format!("{:?}", a).replace("sekret", ""));
     }
 
     #[test]
     fn bad_shapes() {
         assert_eq!(
-            PublishTarget::from_rtmp("live", "s"),
-            Err(PathError::Shape(2))
+            PublishTarget::from_rtmp("live", ""),
+            Err(PathError::Shape(1))
         );
+        assert_eq!(
+            PublishTarget::from_rtmp("live", "a/b/c"),
+            Err(PathError::Shape(4))
+        );
+        assert_eq!(PublishTarget::from_rtmp("app", "k"), Err(PathError::App));
         assert_eq!(PublishTarget::from_rtmp("app", "u/s"), Err(PathError::App));
         assert_eq!(
             PublishTarget::from_rtmp("live", "%ff/s"),
@@ -187,6 +208,16 @@ mod tests {
         );
     }
 
+    #[test]
+    fn bare_key_or_alias() {
+        let t = PublishTarget::from_rtmp("live", "K3y-_x?token=t").unwrap();
+        assert_eq!(t.name, PublishName::Bare(BareName("K3y-_x".into())));
+        assert_eq!(t.credential, Some(Credential::Token("t".into())));
+        assert_eq!(t.path(), None);
+        // librtmp splits `live/KEY` into app `live`, name `KEY` as well.
+        assert_eq!(PublishTarget::from_rtmp("live/", "K").unwrap().name, PublishName::Bare(BareName("K".into())));
+    }
+
     proptest::proptest! {
         /// Any email-like user id survives encode -> publish path -> decode exactly.
         #[test]
@@ -196,11 +227,12 @@ mod tests {
             let url = path.url_path();
             let (app, rest) = url.split_once('/').unwrap();
             let parsed = PublishTarget::from_rtmp(app, rest).unwrap();
-            proptest::prop_assert_eq!(&parsed.path.user_id, &email);
-            proptest::prop_assert_eq!(&parsed.path.stream_id, &stream);
+            let p = parsed.path().unwrap();
+            proptest::prop_assert_eq!(&p.user_id, &email);
+            proptest::prop_assert_eq!(&p.stream_id, &stream);
             let (user_seg, stream_seg) = rest.split_once('/').unwrap();
             let librtmp = PublishTarget::from_rtmp(&format!("live/{user_seg}"), stream_seg).unwrap();
-            proptest::prop_assert_eq!(librtmp.path, parsed.path);
+            proptest::prop_assert_eq!(librtmp.name, parsed.name);
         }
     }
 }

@@ -28,6 +28,8 @@ pub enum PublishError {
 struct StreamState {
     hub: Hub,
     publisher: Option<u64>,
+    /// Address of the latest publisher.
+    client: Option<std::net::IpAddr>,
     /// Bumped on every attach and detach; a grace timer only ends the stream it was started for.
     generation: u64,
     ended: bool,
@@ -94,6 +96,21 @@ impl Stream {
         let mut rx = self.ended.subscribe();
         // An error means the sender is gone, which only happens with the stream itself.
         let _ = rx.wait_for(|ended| *ended).await;
+    }
+
+    /// A receiver that turns `true` when the stream ends.
+    pub fn ended_watch(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.ended.subscribe()
+    }
+
+    /// True while a publisher is connected (false during the reconnect grace period).
+    pub fn is_publishing(&self) -> bool {
+        self.lock().publisher.is_some()
+    }
+
+    /// Address of the latest publisher, when the ingest told it.
+    pub fn client_ip(&self) -> Option<std::net::IpAddr> {
+        self.lock().client
     }
 }
 
@@ -190,6 +207,7 @@ impl Registry {
                         state: Mutex::new(StreamState {
                             hub: Hub::new(),
                             publisher: Some(publisher_id),
+                            client: None,
                             generation: 0,
                             ended: false,
                         }),
@@ -305,6 +323,11 @@ pub struct Publisher {
 impl Publisher {
     pub fn stream(&self) -> &Arc<Stream> {
         &self.stream
+    }
+
+    /// Records the publisher's address (shown by the management API).
+    pub fn set_client_ip(&self, ip: std::net::IpAddr) {
+        self.stream.lock().client = Some(ip);
     }
 
     /// True when this publisher continues a stream that was in its grace period.

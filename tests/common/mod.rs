@@ -34,6 +34,7 @@ pub async fn start(settings: &[(&str, &str)]) -> Server {
     let mut env: Vec<(String, String)> = vec![
         ("GLASSCAST_RTMP_LISTEN".into(), "127.0.0.1:0".into()),
         ("GLASSCAST_HTTP_LISTEN".into(), "127.0.0.1:0".into()),
+        ("GLASSCAST_ADMIN_LISTEN".into(), "127.0.0.1:0".into()),
     ];
     env.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let cfg = config::load(None, env, &Overrides::default()).expect("valid test config");
@@ -147,6 +148,23 @@ pub fn rtmp_url(server: &Server, path: &str) -> String {
 
 pub fn http_url(server: &Server, path: &str) -> String {
     format!("http://{}/{path}", server.http_addr)
+}
+
+/// A URL on the admin listener (`/metrics`, `/v1/...`).
+pub fn admin_url(server: &Server, path: &str) -> String {
+    format!("http://{}/{path}", server.admin_addr)
+}
+
+/// The value of the first sample line of `metric` (exact name with labels) in `text`, or the
+/// sum over its label sets when `metric` has no `{`.
+pub fn metric(text: &str, metric: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.starts_with(metric)
+                && (metric.contains('{') || l[metric.len()..].starts_with([' ', '{']))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// Polls `f` every 20 ms until it returns `Some`, or panics after `timeout`.

@@ -134,11 +134,46 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex(&mac.finalize().into_bytes()))
 }
 
+/// `cloud_requests_total{endpoint,result}`.
+pub type CloudMetrics =
+    prometheus_client::metrics::family::Family<[(&'static str, &'static str); 2], prometheus_client::metrics::counter::Counter>;
+
 /// A cheap, cloneable client.
 #[derive(Clone)]
 pub struct CloudClient {
     cfg: CloudConfig,
     http: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    metrics: Option<CloudMetrics>,
+}
+
+impl CloudError {
+    /// Metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            CloudError::Timeout(_) => "timeout",
+            CloudError::Transport(_) => "unreachable",
+            CloudError::Status(s) if *s >= 500 => "http_5xx",
+            CloudError::Status(_) => "http_4xx",
+            CloudError::Body(_) => "bad_body",
+        }
+    }
+}
+
+/// The endpoint label of a request path.
+fn endpoint(path: &str) -> &'static str {
+    const KNOWN: [&str; 5] = [
+        "restream-destinations",
+        "hls-ready",
+        "stream-status",
+        "authorize",
+        "recording-ready",
+    ];
+    let name = path
+        .trim_start_matches("/api/rtmp-relay/")
+        .split('/')
+        .next()
+        .unwrap_or("");
+    KNOWN.into_iter().find(|k| *k == name).unwrap_or("other")
 }
 
 impl CloudClient {
@@ -151,6 +186,21 @@ impl CloudClient {
         Self {
             cfg,
             http: Client::builder(TokioExecutor::new()).build(https),
+            metrics: None,
+        }
+    }
+
+    /// Counts every request in `metrics` by endpoint and result.
+    pub fn with_metrics(mut self, metrics: CloudMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count<T>(&self, path: &str, r: &Result<T, CloudError>) {
+        if let Some(m) = &self.metrics {
+            let result = r.as_ref().map_or_else(CloudError::label, |_| "ok");
+            m.get_or_create(&[("endpoint", endpoint(path)), ("result", result)])
+                .inc();
         }
     }
 
@@ -217,8 +267,14 @@ impl CloudClient {
             seg(&path.user_id),
             seg(&path.stream_id)
         );
+        let r = self.get_destinations(&p).await;
+        self.count(&p, &r);
+        r
+    }
+
+    async fn get_destinations(&self, p: &str) -> Result<Vec<DestinationSpec>, CloudError> {
         let (status, body) = self
-            .send(self.request(hyper::Method::GET, &p, Bytes::new())?)
+            .send(self.request(hyper::Method::GET, p, Bytes::new())?)
             .await?;
         match status {
             404 => Ok(Vec::new()),
@@ -240,6 +296,12 @@ impl CloudClient {
 
     /// POSTs a JSON body to `path` (`/api/rtmp-relay/...`).
     pub async fn post<T: Serialize>(&self, path: &str, body: &T) -> Result<(), CloudError> {
+        let r = self.post_json(path, body).await;
+        self.count(path, &r);
+        r
+    }
+
+    async fn post_json<T: Serialize>(&self, path: &str, body: &T) -> Result<(), CloudError> {
         let json = serde_json::to_vec(body).map_err(|e| CloudError::Body(e.to_string()))?;
         let (status, _) = self
             .send(self.request(hyper::Method::POST, path, Bytes::from(json))?)

@@ -1,7 +1,8 @@
 //! All destinations of all streams: applies a desired destination list per stream in place
 //! (new ones start, removed ones stop cleanly, the rest and the publisher are untouched).
-//! Static rules from the configuration apply to every new stream whose path matches; the
-//! control plane can replace a stream's list at any time with [`Restreamer::set_destinations`].
+//! A stream's list merges three sources: static rules from the configuration (every stream
+//! whose path matches), the control plane's list ([`Restreamer::set_cloud_destinations`]) and
+//! outputs added through the management API ([`Restreamer::set_extra_destinations`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,10 +58,26 @@ impl StaticRule {
 
 struct StreamEntry {
     stream: Arc<Stream>,
+    /// The control plane's list (replaced on every poll).
+    cloud: Vec<DestinationSpec>,
+    /// Outputs added through the management API.
+    extra: Vec<DestinationSpec>,
     /// By destination URL (the identity of a destination).
     pushers: HashMap<String, Pusher>,
     /// Destinations whose URL could not be used, with the reason (reported, never retried).
     invalid: Vec<DestinationStatus>,
+}
+
+impl StreamEntry {
+    fn new(stream: &Arc<Stream>) -> Self {
+        Self {
+            stream: stream.clone(),
+            cloud: Vec::new(),
+            extra: Vec::new(),
+            pushers: HashMap::new(),
+            invalid: Vec::new(),
+        }
+    }
 }
 
 /// The restreaming side of the relay.
@@ -70,6 +87,9 @@ pub struct Restreamer {
     tasks: TaskTracker,
     streams: Mutex<HashMap<StreamPath, StreamEntry>>,
     seed: AtomicU64,
+    /// Bytes, reconnects and dropped frames of destinations that are gone, so the process
+    /// totals never go down.
+    retired: [AtomicU64; 3],
 }
 
 impl Restreamer {
@@ -85,6 +105,7 @@ impl Restreamer {
             tasks,
             streams: Mutex::new(HashMap::new()),
             seed: AtomicU64::new(seed),
+            retired: Default::default(),
         })
     }
 
@@ -98,8 +119,7 @@ impl Restreamer {
         let me = Arc::downgrade(self);
         registry.on_new_stream(move |stream| {
             if let Some(me) = me.upgrade() {
-                let dests = me.static_for(&stream.path);
-                me.set_destinations(stream, dests);
+                me.update(stream, |_| {});
             }
         });
         let me = Arc::downgrade(self);
@@ -109,8 +129,9 @@ impl Restreamer {
                 if streams
                     .get(&stream.path)
                     .is_some_and(|e| Arc::ptr_eq(&e.stream, stream))
+                    && let Some(e) = streams.remove(&stream.path)
                 {
-                    streams.remove(&stream.path);
+                    e.pushers.values().for_each(|p| me.retire(p));
                 }
             }
         });
@@ -124,31 +145,59 @@ impl Restreamer {
             .collect()
     }
 
-    /// Makes `dests` the stream's destination list: starts new URLs, stops removed ones,
-    /// leaves the others connected.
-    pub fn set_destinations(&self, stream: &Arc<Stream>, dests: Vec<DestinationSpec>) {
+    /// Replaces the control plane's destinations of `stream` (static rules and API outputs
+    /// stay): new URLs start, removed ones stop, the others stay connected.
+    pub fn set_cloud_destinations(&self, stream: &Arc<Stream>, dests: Vec<DestinationSpec>) {
+        self.update(stream, |e| e.cloud = dests);
+    }
+
+    /// Replaces the management API's outputs of `stream` (static rules and the cloud's list
+    /// stay).
+    pub fn set_extra_destinations(&self, stream: &Arc<Stream>, dests: Vec<DestinationSpec>) {
+        self.update(stream, |e| e.extra = dests);
+    }
+
+    /// Every destination `stream` has now, from all sources (static rules, cloud, API), once
+    /// per URL.
+    pub fn wanted(&self, path: &StreamPath) -> Vec<DestinationSpec> {
+        match self.streams().get(path) {
+            Some(e) => self.merged(path, e),
+            None => self.static_for(path),
+        }
+    }
+
+    fn merged(&self, path: &StreamPath, e: &StreamEntry) -> Vec<DestinationSpec> {
+        let mut all = self.static_for(path);
+        for d in e.cloud.iter().chain(&e.extra) {
+            if !all.iter().any(|a| a.url == d.url) {
+                all.push(d.clone());
+            }
+        }
+        all
+    }
+
+    /// Changes the stream's sources with `f`, then applies the merged list in place.
+    fn update(&self, stream: &Arc<Stream>, f: impl FnOnce(&mut StreamEntry)) {
+        // One lock for the change and its application, so concurrent updates from the cloud
+        // task and the API cannot apply stale merges over each other.
         let mut streams = self.streams();
         let entry = streams
             .entry(stream.path.clone())
-            .or_insert_with(|| StreamEntry {
-                stream: stream.clone(),
-                pushers: HashMap::new(),
-                invalid: Vec::new(),
-            });
+            .or_insert_with(|| StreamEntry::new(stream));
         if !Arc::ptr_eq(&entry.stream, stream) {
             // A new session on the same path: the old one's pushers end with their stream.
-            *entry = StreamEntry {
-                stream: stream.clone(),
-                pushers: HashMap::new(),
-                invalid: Vec::new(),
-            };
+            let old = std::mem::replace(entry, StreamEntry::new(stream));
+            old.pushers.values().for_each(|p| self.retire(p));
         }
+        f(entry);
+        let dests = self.merged(&stream.path, entry);
         let wanted: HashMap<&str, &DestinationSpec> =
             dests.iter().map(|d| (d.url.as_str(), d)).collect();
         entry.pushers.retain(|url, p| {
             let keep = wanted.contains_key(url.as_str());
             if !keep {
                 p.stop();
+                self.retire(p);
             }
             keep
         });
@@ -189,6 +238,13 @@ impl Restreamer {
         }
     }
 
+    fn retire(&self, p: &Pusher) {
+        let s = p.status();
+        for (total, v) in self.retired.iter().zip([s.bytes_sent, s.reconnects, s.dropped]) {
+            total.fetch_add(v, Ordering::Relaxed);
+        }
+    }
+
     /// Every live stream's destinations (keys masked).
     pub fn all_statuses(&self) -> Vec<(StreamPath, DestinationStatus)> {
         let paths: Vec<StreamPath> = self.streams().keys().cloned().collect();
@@ -219,10 +275,16 @@ impl std::fmt::Debug for Restreamer {
     }
 }
 
-/// Per-destination metrics, read at scrape time. Labels: the stream path, the destination's
-/// name and its masked URL; never a stream key, never an error text (unbounded).
+/// Restream metrics, read at scrape time: `restream_destinations{state}` (how many
+/// destinations are in each state) and the process totals `restream_bytes`,
+/// `restream_reconnects`, `restream_dropped_frames`. With `per_stream` the totals are instead
+/// given per destination, labelled with the stream path, the destination's name and its masked
+/// URL. Never a stream key, never an error text (unbounded).
 #[derive(Debug)]
-pub struct RestreamCollector(pub Arc<Restreamer>);
+pub struct RestreamCollector {
+    pub restreamer: Arc<Restreamer>,
+    pub per_stream: bool,
+}
 
 impl prometheus_client::collector::Collector for RestreamCollector {
     fn encode(
@@ -234,52 +296,52 @@ impl prometheus_client::collector::Collector for RestreamCollector {
         use prometheus_client::metrics::counter::ConstCounter;
         use prometheus_client::metrics::gauge::ConstGauge;
 
-        let all = self.0.all_statuses();
-        let labels = |p: &StreamPath, s: &DestinationStatus| -> Vec<(String, String)> {
-            vec![
-                (
-                    "stream".into(),
-                    format!("live/{}/{}", p.user_id, p.stream_id),
-                ),
-                ("destination".into(), s.name.clone()),
-                ("url".into(), s.masked_url.clone()),
-            ]
-        };
+        let all = self.restreamer.all_statuses();
         {
             let mut m = encoder.encode_descriptor(
-                "glasscast_restream_destination_state",
-                "1 for the state each restream destination is in (active, connecting, error, stopped)",
+                "restream_destinations",
+                "Restream destinations by state (active, connecting, error, stopped)",
                 None,
                 MetricType::Gauge,
             )?;
-            for (p, s) in &all {
-                let mut l = labels(p, s);
-                l.push(("state".into(), s.state.status().into()));
-                ConstGauge::new(1i64).encode(m.encode_family(&l)?)?;
+            for state in ["active", "connecting", "error", "stopped"] {
+                let n = all.iter().filter(|(_, s)| s.state.status() == state).count();
+                ConstGauge::new(n as i64).encode(m.encode_family(&[("state", state)])?)?;
             }
         }
         type Field = fn(&DestinationStatus) -> u64;
         let counters: [(&str, &str, Field); 3] = [
             (
-                "glasscast_restream_bytes_sent",
-                "Bytes written to the destination",
+                "restream_bytes",
+                "Bytes written to restream destinations",
                 |s| s.bytes_sent,
             ),
             (
-                "glasscast_restream_reconnects",
-                "Connections opened after the first",
+                "restream_reconnects",
+                "Destination connections opened after the first",
                 |s| s.reconnects,
             ),
             (
-                "glasscast_restream_dropped_frames",
-                "Media messages dropped because the destination was slower than the stream",
+                "restream_dropped_frames",
+                "Media messages dropped because a destination was slower than the stream",
                 |s| s.dropped,
             ),
         ];
-        for (name, help, field) in counters {
+        for (i, (name, help, field)) in counters.into_iter().enumerate() {
             let mut m = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for (p, s) in &all {
-                ConstCounter::new(field(s)).encode(m.encode_family(&labels(p, s))?)?;
+            if self.per_stream {
+                for (p, s) in &all {
+                    let labels = [
+                        ("stream", format!("live/{}/{}", p.user_id, p.stream_id)),
+                        ("destination", s.name.clone()),
+                        ("url", s.masked_url.clone()),
+                    ];
+                    ConstCounter::new(field(s)).encode(m.encode_family(&labels)?)?;
+                }
+            } else {
+                let live: u64 = all.iter().map(|(_, s)| field(s)).sum();
+                let total = live + self.restreamer.retired[i].load(Ordering::Relaxed);
+                ConstCounter::new(total).encode(m)?;
             }
         }
         Ok(())

@@ -1,0 +1,145 @@
+//! The admin listener (`admin.listen`): `/healthz`, `/metrics` and the management API under
+//! `/v1` (CONTRACTS.md), never on the viewer-facing listener. The API needs
+//! `Authorization: Bearer <admin.token>`; with no token configured it answers only when this
+//! listener is on loopback.
+
+mod error;
+mod keys;
+mod outputs;
+mod streams;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use origin::stream::Origin;
+use relay::registry::Registry;
+use relay::restream::restreamer::Restreamer;
+use subtle::ConstantTimeEq as _;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::store::KeyStore;
+use error::ApiError;
+pub use outputs::ApiOutputs;
+
+/// The OpenAPI 3.1 document of `/v1`, served at `/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// What the admin handlers need.
+pub struct AdminState {
+    pub registry: Arc<Registry>,
+    pub origin: Arc<Origin>,
+    pub restreamer: Arc<Restreamer>,
+    pub outputs: Arc<ApiOutputs>,
+    pub keys: Arc<dyn KeyStore>,
+    pub metrics: Arc<prometheus_client::registry::Registry>,
+    /// Bearer token of the API.
+    pub token: Option<String>,
+    /// True when the listener is on a loopback address.
+    pub loopback: bool,
+    /// Base of playback URLs (no trailing slash).
+    pub public_url: String,
+}
+
+type Shared = Arc<AdminState>;
+
+/// The admin routes.
+pub fn router(state: Shared) -> Router {
+    let api = Router::new()
+        .route("/streams", get(streams::list))
+        .route(
+            "/streams/{user_id}/{stream_id}",
+            get(streams::get_one).delete(streams::kick),
+        )
+        .route(
+            "/streams/{user_id}/{stream_id}/outputs",
+            get(outputs::list).post(outputs::add),
+        )
+        .route(
+            "/streams/{user_id}/{stream_id}/outputs/{output_id}",
+            delete(outputs::remove),
+        )
+        .route("/keys", get(keys::list).post(keys::create))
+        .route("/keys/{key_id}", delete(keys::revoke))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such API endpoint")
+        })
+        .route_layer(middleware::from_fn_with_state(state.clone(), bearer));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/v1/openapi.json", get(openapi))
+        .nest("/v1", api)
+        .with_state(state)
+}
+
+/// Serves the admin routes until `shutdown`.
+pub async fn serve(listener: TcpListener, state: Shared, shutdown: CancellationToken) {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+    {
+        tracing::warn!(error = %e, "admin listener stopped");
+    }
+}
+
+async fn bearer(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    match &state.token {
+        Some(token) => {
+            let presented = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            let ok: bool = presented.as_bytes().ct_eq(token.as_bytes()).into();
+            if !ok {
+                let mut r = ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "UNAUTHORIZED",
+                    "missing or wrong bearer token",
+                )
+                .into_response();
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return r;
+            }
+        }
+        None if !state.loopback => {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "NOT_AUTHORIZED",
+                "the management API needs admin.token when the admin listener is not on loopback",
+            )
+            .into_response();
+        }
+        None => {}
+    }
+    next.run(req).await
+}
+
+async fn metrics(State(state): State<Shared>) -> Response {
+    let mut text = String::new();
+    if prometheus_client::encoding::text::encode(&mut text, &state.metrics).is_err() {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "metrics\n").into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}

@@ -1,0 +1,68 @@
+//! `auth.mode = "keys"`: a publish needs a stream key (or its alias) from the key store, as
+//! `?key=` on `live/{userId}/{streamId}` or as the stream name itself (`live/{key-or-alias}`,
+//! the path then comes from the key's metadata, as the seed's `handlePrePublish` does).
+
+use std::sync::Arc;
+
+use relay::auth::key::{KeyRecord, key_id};
+use relay::auth::{
+    Decision, DecisionFuture, DenyReason, PublishName, PublishPolicy, PublishRequest,
+};
+use relay::path::Credential;
+use tracing::warn;
+
+use super::store::{KeyStore, StoreError, now_s};
+
+/// Checks publishes against a [`KeyStore`].
+pub struct KeysPolicy {
+    store: Arc<dyn KeyStore>,
+}
+
+impl KeysPolicy {
+    pub fn new(store: Arc<dyn KeyStore>) -> Self {
+        Self { store }
+    }
+
+    /// The record for something a client sent, tried first as an alias (the seed's order),
+    /// then as a key. The second value is the key when the client sent the key itself.
+    async fn lookup(&self, sent: &str) -> Result<Option<(KeyRecord, bool)>, StoreError> {
+        if relay::auth::key::valid_alias(sent)
+            && let Some(id) = self.store.alias(sent).await?
+        {
+            return Ok(self.store.get(&id).await?.map(|r| (r, false)));
+        }
+        Ok(self.store.get(&key_id(sent)).await?.map(|r| (r, true)))
+    }
+
+    async fn decide(&self, req: &PublishRequest) -> Decision {
+        let (sent, requested) = match (&req.name, &req.credential) {
+            (PublishName::Stream(p), Some(Credential::Key(k))) => (k.as_str(), Some(p)),
+            (PublishName::Stream(_), _) => return Decision::Deny(DenyReason::MissingCredential),
+            (PublishName::Bare(b), _) => (b.0.as_str(), None),
+        };
+        match self.lookup(sent).await {
+            Ok(Some((record, is_key))) => {
+                let presented = is_key.then_some(sent);
+                match record.check(presented, requested, req.client_ip, now_s()) {
+                    Ok(path) => Decision::Allow(path),
+                    Err(r) => Decision::Deny(r),
+                }
+            }
+            Ok(None) => Decision::Deny(DenyReason::UnknownKey),
+            Err(e) => {
+                warn!(store = %self.store.describe(), error = %e, "cannot check a stream key; refusing the publish");
+                Decision::Deny(DenyReason::StoreUnavailable)
+            }
+        }
+    }
+}
+
+impl PublishPolicy for KeysPolicy {
+    fn mode(&self) -> &'static str {
+        "keys"
+    }
+
+    fn authorize<'a>(&'a self, req: &'a PublishRequest) -> DecisionFuture<'a> {
+        Box::pin(self.decide(req))
+    }
+}
