@@ -916,7 +916,10 @@ mod tests {
         assert_eq!(c.auth.mode, AuthMode::Token);
         assert_eq!(c.admin.listen, "127.0.0.1:9997".parse().unwrap());
         let dbg = format!("{c:?}");
-        assert!(!dbg.contains("SECRET") && !dbg.contains("0123456789abcdef"), "{dbg}");
+        assert!(
+            !dbg.contains("SECRET") && !dbg.contains("0123456789abcdef"),
+            "{dbg}"
+        );
     }
 
     #[test]

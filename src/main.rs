@@ -226,10 +226,7 @@ fn keys(cfg: &Config, command: KeysCommand) -> Result<ExitCode, ExitCode> {
             }
             KeysCommand::List => {
                 for r in st.list().await.map_err(|e| fail(&e))? {
-                    println!(
-                        "{}",
-                        serde_json::to_string(&r).map_err(|e| fail(&e))?
-                    );
+                    println!("{}", serde_json::to_string(&r).map_err(|e| fail(&e))?);
                 }
             }
             KeysCommand::Revoke { key_id } => {

@@ -242,7 +242,11 @@ impl Server {
         }
         let outputs = Arc::new(crate::admin::ApiOutputs::default());
         outputs.attach(&registry);
-        let scheme = if cfg.http_tls.is_some() { "https" } else { "http" };
+        let scheme = if cfg.http_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let admin_state = Arc::new(crate::admin::AdminState {
             registry: registry.clone(),
             origin: origin.clone(),

@@ -543,7 +543,11 @@ async fn static_rule_and_destinations_changed_in_place() {
     // Per-destination metrics (metrics.per_stream_labels), with the key masked.
     let (_, m) = get_text(&admin_url(&server, "metrics")).await;
     let url = format!("rtmp://127.0.0.1:{}/live/***", nginx.port);
-    assert_eq!(metric(&m, "restream_destinations{state=\"active\"}"), 1.0, "{m}");
+    assert_eq!(
+        metric(&m, "restream_destinations{state=\"active\"}"),
+        1.0,
+        "{m}"
+    );
     for name in [
         "restream_bytes_total{",
         "restream_reconnects_total{",

@@ -262,7 +262,11 @@ async fn handle(
     let resp = match *req.method() {
         _ if target_len > state.limits.max_url_bytes => {
             state.origin.metrics.limit_hit("url_too_long");
-            simple(StatusCode::URI_TOO_LONG, CACHE_ERROR, "request target too long\n")
+            simple(
+                StatusCode::URI_TOO_LONG,
+                CACHE_ERROR,
+                "request target too long\n",
+            )
         }
         Method::GET | Method::HEAD => route(state, &req, peer).await,
         Method::OPTIONS => {

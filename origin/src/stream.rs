@@ -146,7 +146,6 @@ impl OriginMetrics {
             .get_or_create(&vec![("limit".into(), limit.into())])
             .inc();
     }
-
 }
 
 /// A file of a stream, parsed from its name.

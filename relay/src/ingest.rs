@@ -10,8 +10,8 @@
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
@@ -260,10 +260,8 @@ pub async fn serve(
                         }
                     }
                     None => {
-                        run_connection(
-                            socket, peer, deadline, &registry, &cfg, &metrics, &shutdown,
-                        )
-                        .await
+                        run_connection(socket, peer, deadline, &registry, &cfg, &metrics, &shutdown)
+                            .await
                     }
                 };
                 metrics.active_connections.dec();

@@ -215,7 +215,10 @@ mod tests {
         assert_eq!(t.credential, Some(Credential::Token("t".into())));
         assert_eq!(t.path(), None);
         // librtmp splits `live/KEY` into app `live`, name `KEY` as well.
-        assert_eq!(PublishTarget::from_rtmp("live/", "K").unwrap().name, PublishName::Bare(BareName("K".into())));
+        assert_eq!(
+            PublishTarget::from_rtmp("live/", "K").unwrap().name,
+            PublishName::Bare(BareName("K".into()))
+        );
     }
 
     proptest::proptest! {

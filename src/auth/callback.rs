@@ -91,7 +91,8 @@ impl CallbackPolicy {
                 Decision::Deny(DenyReason::CallbackFailed)
             }
         };
-        self.cache().insert(cache_key, decision.clone(), Instant::now());
+        self.cache()
+            .insert(cache_key, decision.clone(), Instant::now());
         decision
     }
 }

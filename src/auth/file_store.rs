@@ -97,8 +97,8 @@ impl FileStore {
         let err = |e: std::io::Error| {
             StoreError::Unavailable(format!("cannot write {}: {e}", self.path.display()))
         };
-        let json = serde_json::to_vec_pretty(data)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let json =
+            serde_json::to_vec_pretty(data).map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let dir = self
             .path
             .parent()
@@ -149,7 +149,9 @@ impl KeyStore for FileStore {
     }
 
     fn alias(&self, alias: &str) -> StoreFuture<'_, Option<String>> {
-        ready(self.with(false, |d| Ok(alias_owner(d, alias).map(|r| r.key_id.clone()))))
+        ready(self.with(false, |d| {
+            Ok(alias_owner(d, alias).map(|r| r.key_id.clone()))
+        }))
     }
 
     fn insert(&self, record: KeyRecord) -> StoreFuture<'_, ()> {
@@ -170,7 +172,10 @@ impl KeyStore for FileStore {
 
     fn revoke(&self, key_id: &str) -> StoreFuture<'_, ()> {
         ready(self.with(true, |d| {
-            d.keys.remove(key_id).map(|_| ()).ok_or(StoreError::NotFound)
+            d.keys
+                .remove(key_id)
+                .map(|_| ())
+                .ok_or(StoreError::NotFound)
         }))
     }
 
@@ -221,7 +226,10 @@ mod tests {
         assert!(!text.contains(&k.key), "the key itself is never stored");
         // Another process (the CLI) opens the same file and sees the key.
         let b = FileStore::open(&path).unwrap();
-        assert_eq!(b.get(&k.record.key_id).await.unwrap(), Some(k.record.clone()));
+        assert_eq!(
+            b.get(&k.record.key_id).await.unwrap(),
+            Some(k.record.clone())
+        );
         assert_eq!(
             b.alias("preview").await.unwrap(),
             Some(k.record.key_id.clone())
@@ -245,7 +253,9 @@ mod tests {
     async fn aliases_are_unique() {
         let dir = tempfile::tempdir().unwrap();
         let s = FileStore::open(&dir.path().join("k.json")).unwrap();
-        let k1 = super::super::store::create(&s, &spec(Some("a1"))).await.unwrap();
+        let k1 = super::super::store::create(&s, &spec(Some("a1")))
+            .await
+            .unwrap();
         assert!(matches!(
             super::super::store::create(&s, &spec(Some("a1"))).await,
             Err(StoreError::AliasTaken(_))
@@ -258,7 +268,10 @@ mod tests {
         s.set_alias(&k2.record.key_id, "a2").await.unwrap();
         assert_eq!(s.alias("a2").await.unwrap(), Some(k2.record.key_id));
         assert_eq!(s.alias("a1").await.unwrap(), Some(k1.record.key_id));
-        assert!(matches!(s.set_alias("nope", "a3").await, Err(StoreError::NotFound)));
+        assert!(matches!(
+            s.set_alias("nope", "a3").await,
+            Err(StoreError::NotFound)
+        ));
     }
 
     #[tokio::test]
@@ -271,6 +284,9 @@ mod tests {
         s.insert(r.clone()).await.unwrap();
         assert_eq!(s.get(&r.key_id).await.unwrap(), None);
         std::fs::write(&path, "{not json").unwrap();
-        assert!(matches!(FileStore::open(&path), Err(StoreError::Unavailable(_))));
+        assert!(matches!(
+            FileStore::open(&path),
+            Err(StoreError::Unavailable(_))
+        ));
     }
 }

@@ -54,14 +54,18 @@ pub fn policy(
                 .context("token mode needs auth.token_secret")?,
         )),
         AuthMode::Callback => {
-            let cloud = cfg.cloud.as_ref().context("callback mode needs cloud.url")?;
-            let client = relay::cloud::client::CloudClient::new(relay::cloud::client::CloudConfig {
-                url: cloud.url.clone(),
-                token: cloud.token.clone(),
-                hmac_secret: cloud.hmac_secret.clone(),
-                timeout: cfg.auth.callback_timeout,
-            })
-            .with_metrics(cloud_metrics.clone());
+            let cloud = cfg
+                .cloud
+                .as_ref()
+                .context("callback mode needs cloud.url")?;
+            let client =
+                relay::cloud::client::CloudClient::new(relay::cloud::client::CloudConfig {
+                    url: cloud.url.clone(),
+                    token: cloud.token.clone(),
+                    hmac_secret: cloud.hmac_secret.clone(),
+                    timeout: cfg.auth.callback_timeout,
+                })
+                .with_metrics(cloud_metrics.clone());
             Arc::new(callback::CallbackPolicy::new(
                 client,
                 cache::DecisionCache::new(cfg.auth.cache_allow, cfg.auth.cache_deny, 10_000),

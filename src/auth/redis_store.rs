@@ -170,7 +170,11 @@ impl KeyStore for RedisStore {
                     out.push(r);
                 }
             }
-            out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.key_id.cmp(&b.key_id)));
+            out.sort_by(|a, b| {
+                a.created_at
+                    .cmp(&b.created_at)
+                    .then(a.key_id.cmp(&b.key_id))
+            });
             Ok(out)
         })
     }
@@ -178,7 +182,10 @@ impl KeyStore for RedisStore {
     fn revoke(&self, key_id: &str) -> StoreFuture<'_, ()> {
         let key_id = key_id.to_string();
         Box::pin(async move {
-            let record = self.get_record(&key_id).await?.ok_or(StoreError::NotFound)?;
+            let record = self
+                .get_record(&key_id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
             let k = format!("{KEY_PREFIX}{key_id}");
             self.run(async |c| c.del::<_, ()>(&k).await).await?;
             if let Some(a) = record.alias {
@@ -198,7 +205,10 @@ impl KeyStore for RedisStore {
             if !relay::auth::key::valid_alias(&alias) {
                 return Err(relay::auth::key::KeyError::BadAlias.into());
             }
-            let mut record = self.get_record(&key_id).await?.ok_or(StoreError::NotFound)?;
+            let mut record = self
+                .get_record(&key_id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
             self.put_alias(&alias, &record).await?;
             if let Some(old) = record.alias.replace(alias.clone())
                 && old != alias

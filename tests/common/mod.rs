@@ -93,6 +93,25 @@ impl Source {
 
 /// Starts `ffmpeg -re` publishing `src` to `url`.
 pub fn publish(src: &Source, url: &str) -> Child {
+    publish_command(src, url).spawn().expect("ffmpeg starts")
+}
+
+/// Publishes `src` to `url` with ffmpeg to the end; returns whether ffmpeg succeeded and
+/// what it printed (errors only).
+pub async fn publish_output(src: &Source, url: &str) -> (bool, String) {
+    let out = publish_command(src, url)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .output()
+        .await
+        .expect("ffmpeg runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn publish_command(src: &Source, url: &str) -> Command {
     let mut c = Command::new("ffmpeg");
     c.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"]);
     if let Some((w, h, fps)) = src.video {
@@ -139,7 +158,7 @@ pub fn publish(src: &Source, url: &str) -> Child {
     }
     c.args(["-f", "flv", url]);
     c.stdin(Stdio::null()).kill_on_drop(true);
-    c.spawn().expect("ffmpeg starts")
+    c
 }
 
 pub fn rtmp_url(server: &Server, path: &str) -> String {
@@ -237,6 +256,52 @@ pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> (u16, hyper::Heade
     let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.expect("body").to_bytes();
     (status, headers, body)
+}
+
+/// Any request with an optional JSON body; returns the status and the body as text.
+pub async fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<serde_json::Value>,
+) -> (u16, String) {
+    let client: Client<_, http_body_util::Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let mut req = hyper::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let body = match body {
+        Some(v) => {
+            req = req.header("content-type", "application/json");
+            Bytes::from(v.to_string())
+        }
+        None => Bytes::new(),
+    };
+    let resp = client
+        .request(req.body(http_body_util::Full::new(body)).expect("request"))
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A request whose answer must be JSON.
+pub async fn request_json(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let (status, text) = request(method, url, headers, body).await;
+    let v = if text.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{method} {url}: not JSON ({e}): {text}"))
+    };
+    (status, v)
 }
 
 pub async fn get_text(url: &str) -> (u16, String) {
@@ -486,4 +551,63 @@ pub fn player_latencies(r: &serde_json::Value) -> Vec<f64> {
         .unwrap_or_default();
     lat.sort_by(f64::total_cmp);
     lat
+}
+
+/// A request as a fake HTTP service sees it.
+#[derive(Debug, Clone)]
+pub struct FakeRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+/// Serves HTTP/1.1 on a free loopback port, answering each request with `f`'s status and JSON
+/// body (the stand-in for a SaaS we cannot reach). Returns the base URL.
+pub async fn fake_http<F, Fut>(f: F) -> String
+where
+    F: Fn(FakeRequest) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = (u16, String)> + Send + 'static,
+{
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let f = std::sync::Arc::new(f);
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let f = f.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let f = f.clone();
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let body = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let (status, json) = f(FakeRequest {
+                            method: parts.method.to_string(),
+                            path: parts.uri.path().to_string(),
+                            headers: parts.headers,
+                            body,
+                        })
+                        .await;
+                        Ok::<_, std::convert::Infallible>(
+                            hyper::Response::builder()
+                                .status(status)
+                                .header("content-type", "application/json")
+                                .body(http_body_util::Full::new(Bytes::from(json)))
+                                .expect("response"),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(socket), svc)
+                    .await;
+            });
+        }
+    });
+    url
 }

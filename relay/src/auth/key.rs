@@ -238,9 +238,15 @@ mod tests {
             s.make([0; 32], 0).unwrap_err()
         };
         assert_eq!(bad(|s| s.user_id.clear()), KeyError::NoUser);
-        assert_eq!(bad(|s| s.stream_id = Some(String::new())), KeyError::EmptyStream);
+        assert_eq!(
+            bad(|s| s.stream_id = Some(String::new())),
+            KeyError::EmptyStream
+        );
         assert_eq!(bad(|s| s.ttl_s = Some(0)), KeyError::BadTtl);
-        assert_eq!(bad(|s| s.alias = Some("has space".into())), KeyError::BadAlias);
+        assert_eq!(
+            bad(|s| s.alias = Some("has space".into())),
+            KeyError::BadAlias
+        );
         assert!(matches!(
             bad(|s| s.allow_ips = vec!["nope".into()]),
             KeyError::BadNet(_)
@@ -256,7 +262,10 @@ mod tests {
         let r = &k.record;
         let p = path("alice@example.com", "m1");
         let good_ip = ip("10.2.3.4");
-        assert_eq!(r.check(Some(&k.key), Some(&p), good_ip, 1001), Ok(p.clone()));
+        assert_eq!(
+            r.check(Some(&k.key), Some(&p), good_ip, 1001),
+            Ok(p.clone())
+        );
         // Bare key: the metadata supplies the path; alias: no key presented.
         assert_eq!(r.check(Some(&k.key), None, good_ip, 1001), Ok(p.clone()));
         assert_eq!(r.check(None, None, good_ip, 1001), Ok(p.clone()));
@@ -273,11 +282,21 @@ mod tests {
             Err(DenyReason::IpNotAllowed)
         );
         assert_eq!(
-            r.check(Some(&k.key), Some(&path("alice@example.com", "m2")), good_ip, 1001),
+            r.check(
+                Some(&k.key),
+                Some(&path("alice@example.com", "m2")),
+                good_ip,
+                1001
+            ),
             Err(DenyReason::WrongStream)
         );
         assert_eq!(
-            r.check(Some(&k.key), Some(&path("bob@example.com", "m1")), good_ip, 1001),
+            r.check(
+                Some(&k.key),
+                Some(&path("bob@example.com", "m1")),
+                good_ip,
+                1001
+            ),
             Err(DenyReason::WrongStream)
         );
         // A key for any stream of the user needs the full path.

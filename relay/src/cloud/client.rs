@@ -135,8 +135,10 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 }
 
 /// `cloud_requests_total{endpoint,result}`.
-pub type CloudMetrics =
-    prometheus_client::metrics::family::Family<[(&'static str, &'static str); 2], prometheus_client::metrics::counter::Counter>;
+pub type CloudMetrics = prometheus_client::metrics::family::Family<
+    [(&'static str, &'static str); 2],
+    prometheus_client::metrics::counter::Counter,
+>;
 
 /// A cheap, cloneable client.
 #[derive(Clone)]

@@ -240,7 +240,11 @@ impl Restreamer {
 
     fn retire(&self, p: &Pusher) {
         let s = p.status();
-        for (total, v) in self.retired.iter().zip([s.bytes_sent, s.reconnects, s.dropped]) {
+        for (total, v) in self
+            .retired
+            .iter()
+            .zip([s.bytes_sent, s.reconnects, s.dropped])
+        {
             total.fetch_add(v, Ordering::Relaxed);
         }
     }
@@ -305,7 +309,10 @@ impl prometheus_client::collector::Collector for RestreamCollector {
                 MetricType::Gauge,
             )?;
             for state in ["active", "connecting", "error", "stopped"] {
-                let n = all.iter().filter(|(_, s)| s.state.status() == state).count();
+                let n = all
+                    .iter()
+                    .filter(|(_, s)| s.state.status() == state)
+                    .count();
                 ConstGauge::new(n as i64).encode(m.encode_family(&[("state", state)])?)?;
             }
         }
