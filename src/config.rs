@@ -28,6 +28,8 @@ pub struct Config {
     /// Extra CA certificates (DER) for rtmps:// destinations.
     pub restream_ca: Vec<Vec<u8>>,
     pub restream_silent_audio: bool,
+    /// Hosts the management API may add outputs to; empty = any.
+    pub restream_allowed_hosts: Vec<String>,
     /// Present when `cloud.url` is set.
     pub cloud: Option<CloudSettings>,
     pub auth: AuthSettings,
@@ -352,6 +354,12 @@ pub const KEYS: &[(&str, &str, &str, &str)] = &[
         "extra PEM CA trusted for rtmps:// destinations (besides the webpki roots)",
     ),
     (
+        "restream",
+        "allowed_hosts",
+        "",
+        "hosts apps may add outputs to through the API, comma-separated (`.example.com` = its subdomains); empty = any",
+    ),
+    (
         "cloud",
         "url",
         "",
@@ -491,6 +499,7 @@ pub fn load(
     let rules_text: String = g.get("restream", "rules");
     let ca_file: String = g.get("restream", "ca_file");
     let restream_silent_audio: bool = g.get("restream", "silent_audio");
+    let allowed_hosts: String = g.get("restream", "allowed_hosts");
     let cloud_url: String = g.get("cloud", "url");
     let cloud_token: String = g.get("cloud", "token");
     let cloud_secret: String = g.get("cloud", "hmac_secret");
@@ -683,6 +692,11 @@ pub fn load(
         restream_rules,
         restream_ca,
         restream_silent_audio,
+        restream_allowed_hosts: allowed_hosts
+            .split(',')
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect(),
         cloud,
         auth,
         admin,

@@ -260,6 +260,7 @@ impl Server {
                 .public_url
                 .clone()
                 .unwrap_or_else(|| format!("{scheme}://{http_addr}")),
+            allowed_hosts: cfg.restream_allowed_hosts.clone(),
         });
         info!("admin listening on {admin_addr}");
         let admin_task = tokio::spawn(crate::admin::serve(admin, admin_state, shutdown.clone()));

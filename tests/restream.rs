@@ -611,7 +611,10 @@ async fn static_rule_and_destinations_changed_in_place() {
     server.restreamer.set_cloud_destinations(&stream, vec![]);
     let s = eventually("only the rule's", Duration::from_secs(10), || live(1)).await;
     assert_eq!(s[0].name, "127.0.0.1");
-    assert_eq!(s[0].reconnects, 0, "the rule's destination was never disturbed");
+    assert_eq!(
+        s[0].reconnects, 0,
+        "the rule's destination was never disturbed"
+    );
     assert!(publisher.await.unwrap().success());
     assert_eq!(stream.publishes(), 1, "the publisher was never disturbed");
     // The removed destination's connection was closed cleanly: nginx finalized its recording
@@ -629,7 +632,10 @@ async fn static_rule_and_destinations_changed_in_place() {
     assert!(errors.trim().is_empty(), "{errors}");
     assert!(v > 60, "{v}");
     let (_, _, errors) = decode(nginx.recording("added").to_str().unwrap()).await;
-    assert!(errors.trim().is_empty(), "the removed one decodes: {errors}");
+    assert!(
+        errors.trim().is_empty(),
+        "the removed one decodes: {errors}"
+    );
     server.shutdown(Duration::from_secs(5)).await;
 }
 

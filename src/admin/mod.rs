@@ -45,6 +45,8 @@ pub struct AdminState {
     pub loopback: bool,
     /// Base of playback URLs (no trailing slash).
     pub public_url: String,
+    /// Hosts apps may add outputs to (`.example.com` matches subdomains); empty = any.
+    pub allowed_hosts: Vec<String>,
 }
 
 type Shared = Arc<AdminState>;

@@ -122,6 +122,17 @@ pub fn outputs_of(state: &Shared, path: &StreamPath) -> Vec<OutputView> {
         .collect()
 }
 
+/// True when `host` is in `allowed` (an entry `.example.com` matches its subdomains), or
+/// `allowed` is empty. Keeps apps from pointing the relay at internal addresses.
+fn host_allowed(allowed: &[String], host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    allowed.is_empty()
+        || allowed.iter().any(|a| match a.strip_prefix('.') {
+            Some(suffix) => host.ends_with(&format!(".{suffix}")),
+            None => *a == host,
+        })
+}
+
 /// The app named by `X-Package-Name`.
 fn package(headers: &HeaderMap) -> ApiResult<String> {
     headers
@@ -165,6 +176,13 @@ pub async fn add(
             format!("{e} (must be rtmp:// or rtmps://)"),
         )
     })?;
+    if !host_allowed(&state.allowed_hosts, &dest.host) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_URL",
+            "this relay does not restream to that host (restream.allowed_hosts)",
+        ));
+    }
     let name = body
         .name
         .filter(|n| !n.trim().is_empty())
@@ -183,18 +201,19 @@ pub async fn add(
             "this RTMP URL is already an output of the stream",
         ));
     }
-    if wanted.len() >= MAX_PER_STREAM {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "MAX_OUTPUTS_REACHED",
-            format!("the stream has reached the maximum of {MAX_PER_STREAM} outputs"),
-        ));
-    }
+    // The app's own limit first, so both limits can be met even though they are equal.
     if mine.iter().filter(|o| o.added_by == app).count() >= MAX_PER_APP {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "MAX_APP_OUTPUTS_REACHED",
             format!("your app has reached the maximum of {MAX_PER_APP} outputs on this stream"),
+        ));
+    }
+    if wanted.len() >= MAX_PER_STREAM {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "MAX_OUTPUTS_REACHED",
+            format!("the stream has reached the maximum of {MAX_PER_STREAM} outputs"),
         ));
     }
     mine.push(ApiOutput {
@@ -257,4 +276,17 @@ pub async fn remove(
     drop(all);
     tracing::info!(stream = %stream.path, app = %app, output = %output_id, "output removed");
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn allowed_hosts() {
+        let a = vec![".youtube.com".to_string(), "live.twitch.tv".to_string()];
+        assert!(super::host_allowed(&a, "a.rtmp.YouTube.com"));
+        assert!(super::host_allowed(&a, "live.twitch.tv"));
+        assert!(!super::host_allowed(&a, "youtube.com.evil.example"));
+        assert!(!super::host_allowed(&a, "10.0.0.1"));
+        assert!(super::host_allowed(&[], "anything"));
+    }
 }
