@@ -1,0 +1,74 @@
+//! schemathesis (PyPI) against `/v1/openapi.json` on a live server with a real stream: every
+//! documented operation (examples, coverage, fuzzing and stateful phases), no 5xx, every
+//! status code, content type and body as documented.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_matches_its_openapi_document() {
+    require("schemathesis");
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&[
+        ("GLASSCAST_ADMIN_TOKEN", "schemathesis-token"),
+        // Outputs that apps add may only point here: fuzzed URLs never leave loopback.
+        ("GLASSCAST_RESTREAM_ALLOWED_HOSTS", "127.0.0.1"),
+        (
+            "GLASSCAST_AUTH_KEYS_FILE",
+            dir.path().join("keys.json").to_str().unwrap(),
+        ),
+    ])
+    .await;
+    // The document's examples name this stream, so the examples phase reaches real data.
+    let mut publisher = publish(
+        &Source::normal(120.0),
+        &rtmp_url(&server, "live/alice%40example.com/m1"),
+    );
+    let stream = admin_url(&server, "v1/streams/alice%40example.com/m1");
+    eventually("stream live", Duration::from_secs(10), || async {
+        let (s, _) = request(
+            "GET",
+            &stream,
+            &[("authorization", "Bearer schemathesis-token")],
+            None,
+        )
+        .await;
+        (s == 200).then_some(())
+    })
+    .await;
+    let out = tokio::process::Command::new("schemathesis")
+        .current_dir(dir.path())
+        .args([
+            "run",
+            &admin_url(&server, "v1/openapi.json"),
+            "-H",
+            "Authorization: Bearer schemathesis-token",
+            "-H",
+            "X-Package-Name: com.example.app",
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+            "--max-examples",
+            "50",
+            "--request-timeout",
+            "10",
+        ])
+        .env("NO_COLOR", "1")
+        .output()
+        .await
+        .expect("schemathesis runs");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        report.contains("Tested: 9"),
+        "not every operation was tested:\n{report}"
+    );
+    let _ = publisher.kill().await;
+    server.shutdown(Duration::from_secs(5)).await;
+}
