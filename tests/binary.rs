@@ -48,47 +48,17 @@ async fn bad_configuration_exits_2_listing_every_problem() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_on_logged_ports_and_exits_0_on_sigterm() {
     require("ffmpeg");
-    let mut child = glasscast()
-        .args([
-            "serve",
-            "--rtmp-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let (mut rtmp, mut http) = (None, None);
-    while rtmp.is_none() || http.is_none() {
-        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-            .await
-            .expect("listen lines logged")
-            .unwrap()
-            .expect("stderr open");
-        let addr = |tag: &str| {
-            line.split(tag)
-                .nth(1)
-                .and_then(|r| r.split_whitespace().next())
-                .map(str::to_string)
-        };
-        rtmp = rtmp.or(addr("rtmp listening on "));
-        http = http.or(addr("http listening on "));
-    }
-    let (rtmp, http) = (rtmp.unwrap(), http.unwrap());
-    assert!(!rtmp.ends_with(":0") && !http.ends_with(":0"));
-    // Keep draining the log so the server never blocks on a full pipe.
-    let log = tokio::spawn(async move {
-        let mut all = String::new();
-        while let Ok(Some(l)) = lines.next_line().await {
-            all.push_str(&l);
-            all.push('\n');
-        }
-        all
-    });
+    let server = Binary::start(&[], &[]).await;
+    let (rtmp, http, admin) = (
+        server.rtmp.clone(),
+        server.http.clone(),
+        server.admin.clone(),
+    );
+    assert!(!rtmp.ends_with(":0") && !http.ends_with(":0") && !admin.ends_with(":0"));
     let (s, body) = get_text(&format!("http://{http}/healthz")).await;
     assert_eq!((s, body.as_str()), (200, "ok\n"));
+    let (s, _) = get_text(&format!("http://{admin}/metrics")).await;
+    assert_eq!(s, 200);
 
     let _ff = publish(&Source::normal(20.0), &format!("rtmp://{rtmp}/live/bin/s"));
     let base = format!("http://{http}/live/bin/s");
@@ -97,21 +67,63 @@ async fn serves_on_logged_ports_and_exits_0_on_sigterm() {
         (s == 200 && t.contains("#EXT-X-PART:")).then_some(())
     })
     .await;
-
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().unwrap().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .expect("exits after SIGTERM")
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
-    let log = log.await.unwrap();
+    let (code, log) = server.stop().await;
+    assert_eq!(code, Some(0));
     assert!(
         log.contains("shutting down") && log.contains("shutdown complete"),
         "{log}"
     );
     assert!(log.contains("stream ended, playlist closed"), "{log}");
+}
+
+#[tokio::test]
+async fn check_validates_without_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[auth]\nmode = \"keys\"\n[rtmp]\nlisten = \"0.0.0.0:1935\"\n",
+    )
+    .unwrap();
+    let out = glasscast()
+        .args(["check", "--config"])
+        .arg(&good)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Open mode on a public address without the explicit opt-in, and token mode without a
+    // secret: both reported at once.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[rtmp]\nlisten = \"0.0.0.0:1935\"\n").unwrap();
+    let out = glasscast()
+        .args(["check", "--config"])
+        .arg(&bad)
+        .env("GLASSCAST_RTMPS_LISTEN", "0.0.0.0:1936")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("auth.allow_open"), "{err}");
+    let out = glasscast()
+        .args(["check"])
+        .env("GLASSCAST_AUTH_MODE", "token")
+        .env("GLASSCAST_ADMIN_LISTEN", "nonsense")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("2 problem(s)")
+            && err.contains("auth.token_secret")
+            && err.contains("admin.listen"),
+        "{err}"
+    );
 }

@@ -696,3 +696,86 @@ pub fn require_any(tool: &str, version_flag: &str) {
         "`{tool}` is required by this test and was not found; run the README's test command, which installs it"
     );
 }
+
+/// The real `glasscast` binary, started with `args` and `env`, its addresses read from the
+/// log lines it prints; the whole log is collected until it exits.
+pub struct Binary {
+    pub child: Child,
+    pub rtmp: String,
+    pub http: String,
+    pub admin: String,
+    log: tokio::task::JoinHandle<String>,
+}
+
+impl Binary {
+    pub async fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let mut c = Command::new(env!("CARGO_BIN_EXE_glasscast"));
+        c.env_remove("RUST_LOG")
+            .args([
+                "serve",
+                "--rtmp-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--admin-listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = c.spawn().expect("glasscast starts");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let (mut rtmp, mut http, mut admin) = (None, None, None);
+        let mut head = String::new();
+        while rtmp.is_none() || http.is_none() || admin.is_none() {
+            let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("listen lines logged; got:\n{head}"))
+                .expect("stderr readable")
+                .unwrap_or_else(|| panic!("glasscast exited:\n{head}"));
+            head.push_str(&line);
+            head.push('\n');
+            let addr = |tag: &str| {
+                line.split(tag)
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next())
+                    .map(str::to_string)
+            };
+            rtmp = rtmp.or(addr("rtmp listening on "));
+            http = http.or(addr("http listening on "));
+            admin = admin.or(addr("admin listening on "));
+        }
+        // Keep draining the log so the server never blocks on a full pipe.
+        let log = tokio::spawn(async move {
+            let mut all = head;
+            while let Ok(Some(l)) = lines.next_line().await {
+                all.push_str(&l);
+                all.push('\n');
+            }
+            all
+        });
+        Self {
+            child,
+            rtmp: rtmp.unwrap_or_default(),
+            http: http.unwrap_or_default(),
+            admin: admin.unwrap_or_default(),
+            log,
+        }
+    }
+
+    /// SIGTERM, wait for the exit, and return the exit code and the whole log.
+    pub async fn stop(mut self) -> (Option<i32>, String) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        let status = tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .expect("exits after SIGTERM")
+            .expect("wait");
+        (status.code(), self.log.await.unwrap_or_default())
+    }
+}
