@@ -169,7 +169,7 @@ async fn http_connection_cap() {
     drop(held);
     eventually("a slot is free again", Duration::from_secs(5), || async {
         let addr = server.http_addr;
-        let ok = tokio::time::timeout(Duration::from_millis(500), async move {
+        tokio::time::timeout(Duration::from_millis(500), async move {
             let mut s = TcpStream::connect(addr).await.ok()?;
             s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 .await
@@ -182,8 +182,7 @@ async fn http_connection_cap() {
         })
         .await
         .ok()
-        .flatten();
-        ok
+        .flatten()
     })
     .await;
     server.shutdown(Duration::from_secs(5)).await;

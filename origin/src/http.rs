@@ -340,9 +340,8 @@ async fn route(
     peer: std::net::SocketAddr,
 ) -> Response<Body> {
     let path = req.uri().path();
-    match path {
-        "/healthz" => return simple(StatusCode::OK, CACHE_ERROR, "ok\n"),
-        _ => {}
+    if path == "/healthz" {
+        return simple(StatusCode::OK, CACHE_ERROR, "ok\n");
     }
     let segs: Vec<&str> = path.split('/').collect();
     let ["", app, user, stream, file] = segs.as_slice() else {
