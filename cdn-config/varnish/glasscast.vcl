@@ -12,6 +12,11 @@ backend origin {
 }
 
 sub vcl_recv {
+    # Only media and liveness reach the origin (metrics and the management API are on the
+    # relay's admin listener, never behind the CDN).
+    if (req.url !~ "^/live/" && req.url != "/healthz") {
+        return (synth(404));
+    }
     if (req.method != "GET" && req.method != "HEAD") {
         return (pass);
     }
