@@ -299,8 +299,11 @@ async fn ll_hls_through_varnish() {
 async fn hundred_viewers_through_nginx_cost_one_origin_request_per_part() {
     let (playlist, media, received) = crowd_through(Kind::Nginx).await;
     // nginx wakes requests waiting on a cache lock every 500 ms (hard-coded), so coalesced
-    // viewers advance about two parts per second instead of five: they keep playing, behind.
-    assert!(received > 100 * 12, "viewers stalled: {received} parts");
+    // viewers advance one to two parts per second instead of five: they keep playing, behind.
+    // Over the 9 s run (about 7 s after start-up) each must get at least a part per second;
+    // measured 1.0-1.2 parts/s on the 2-core VM (900-1150 parts in all, the same before and
+    // after the admin-listener change), more on a quieter machine.
+    assert!(received > 100 * 7, "viewers stalled: {received} parts");
     // About one origin request per part for the whole crowd, not one per viewer. Viewers that
     // drift apart ask for a few distinct URLs, hence the margin.
     assert!(
