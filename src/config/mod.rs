@@ -2,10 +2,15 @@
 //! environment variables, then command-line flags. Every problem is collected so the user
 //! sees all of them at once.
 
-use std::collections::BTreeMap;
+mod layers;
+pub mod sections;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
+
+pub use layers::Layered;
+pub use sections::Sections;
 use std::time::Duration;
 
 /// Everything `glasscast serve` needs, validated.
@@ -157,374 +162,102 @@ pub struct Overrides {
     pub public_url: Option<String>,
 }
 
-/// One known key: section, name, default (as text), and what it means (for the README).
-pub const KEYS: &[(&str, &str, &str, &str)] = &[
-    (
-        "rtmp",
-        "listen",
-        "127.0.0.1:1935",
-        "RTMP listen address (port 0 picks a free port)",
-    ),
-    (
-        "rtmp",
-        "read_timeout_ms",
-        "10000",
-        "close a connection that sends nothing for this long",
-    ),
-    (
-        "rtmp",
-        "publish_deadline_ms",
-        "10000",
-        "close a connection that has not started publishing this long after connecting",
-    ),
-    (
-        "rtmp",
-        "max_connections",
-        "1000",
-        "concurrent RTMP(S) connections in total (0 = no cap)",
-    ),
-    (
-        "rtmp",
-        "max_connections_per_ip",
-        "10",
-        "concurrent RTMP(S) connections from one client address (0 = no cap)",
-    ),
-    (
-        "rtmps",
-        "listen",
-        "127.0.0.1:1936",
-        "RTMPS listen address (only with cert and key)",
-    ),
-    (
-        "rtmps",
-        "cert",
-        "",
-        "PEM certificate chain for RTMPS ingest",
-    ),
-    ("rtmps", "key", "", "PEM private key for RTMPS ingest"),
-    (
-        "http",
-        "listen",
-        "127.0.0.1:8888",
-        "HTTP origin listen address",
-    ),
-    (
-        "http",
-        "public_url",
-        "",
-        "absolute base URL viewers use (default http://LISTEN)",
-    ),
-    (
-        "http",
-        "tls_cert",
-        "",
-        "PEM certificate chain: serve HTTPS with HTTP/2 (ALPN)",
-    ),
-    ("http", "tls_key", "", "PEM private key for HTTPS"),
-    (
-        "http",
-        "max_connections",
-        "10000",
-        "concurrent HTTP connections (0 = no cap)",
-    ),
-    (
-        "http",
-        "header_timeout_ms",
-        "10000",
-        "a request whose headers take longer than this is dropped (slowloris)",
-    ),
-    (
-        "http",
-        "max_url_bytes",
-        "4096",
-        "longest request target (path and query) accepted; longer gets 414",
-    ),
-    (
-        "admin",
-        "listen",
-        "127.0.0.1:9997",
-        "admin listener: /metrics, /healthz, the management API under /v1",
-    ),
-    (
-        "admin",
-        "token",
-        "",
-        "bearer token of the management API (empty: API only on a loopback admin listener)",
-    ),
-    (
-        "auth",
-        "mode",
-        "open",
-        "who may publish: `open`, `keys`, `token` or `callback`",
-    ),
-    (
-        "auth",
-        "allow_open",
-        "false",
-        "allow `open` mode on a non-loopback RTMP address",
-    ),
-    (
-        "auth",
-        "token_secret",
-        "",
-        "HMAC-SHA256 secret of publish tokens (`token` mode; at least 16 bytes)",
-    ),
-    (
-        "auth",
-        "redis_url",
-        "",
-        "Redis key store (`redis://host:port/db`); empty = the file store",
-    ),
-    (
-        "auth",
-        "keys_file",
-        "glasscast-keys.json",
-        "file key store (written atomically)",
-    ),
-    (
-        "auth",
-        "callback_timeout_ms",
-        "2000",
-        "timeout of one authorize call to the cloud (`callback` mode)",
-    ),
-    (
-        "auth",
-        "cache_allow_ms",
-        "30000",
-        "how long the cloud's allow is remembered for the same stream, credential and address",
-    ),
-    (
-        "auth",
-        "cache_deny_ms",
-        "5000",
-        "how long the cloud's refusal is remembered",
-    ),
-    (
-        "metrics",
-        "per_stream_labels",
-        "false",
-        "label per-destination restream metrics with the stream path",
-    ),
-    (
-        "hls",
-        "part_target_ms",
-        "200",
-        "LL-HLS part target duration",
-    ),
-    (
-        "hls",
-        "segment_target_ms",
-        "2000",
-        "segment target (cut at the first IDR after it)",
-    ),
-    (
-        "hls",
-        "window_segments",
-        "12",
-        "segments listed in the playlist (at least 6)",
-    ),
-    (
-        "hls",
-        "ended_retention_s",
-        "120",
-        "how long an ended stream stays fetchable",
-    ),
-    (
-        "stream",
-        "reconnect_grace_ms",
-        "30000",
-        "a publisher reconnecting within this continues the same stream",
-    ),
-    (
-        "restream",
-        "rules",
-        "",
-        "static destinations, `PATH_PREFIX -> rtmp[s]://host/app/key`, separated by `;`",
-    ),
-    (
-        "restream",
-        "silent_audio",
-        "true",
-        "give video-only sources a silent AAC track at destinations (YouTube flags streams without audio)",
-    ),
-    (
-        "restream",
-        "ca_file",
-        "",
-        "extra PEM CA trusted for rtmps:// destinations (besides the webpki roots)",
-    ),
-    (
-        "restream",
-        "allowed_hosts",
-        "",
-        "hosts apps may add outputs to through the API, comma-separated (`.example.com` = its subdomains); empty = any",
-    ),
-    (
-        "cloud",
-        "url",
-        "",
-        "control-plane base URL; empty = no cloud (static restream rules only)",
-    ),
-    ("cloud", "token", "", "bearer token sent to the cloud"),
-    (
-        "cloud",
-        "hmac_secret",
-        "",
-        "key for X-Glasscast-Signature (HMAC-SHA256 of each body)",
-    ),
-    (
-        "cloud",
-        "timeout_ms",
-        "3000",
-        "timeout of one cloud request",
-    ),
-    (
-        "cloud",
-        "poll_interval_ms",
-        "15000",
-        "how often a live stream's destinations are re-read",
-    ),
-    (
-        "cloud",
-        "heartbeat_ms",
-        "10000",
-        "stream-status heartbeat while live",
-    ),
-    (
-        "cloud",
-        "max_backlog_s",
-        "300",
-        "reports older than this are dropped while the cloud is down",
-    ),
-    (
-        "log",
-        "level",
-        "info",
-        "tracing filter (RUST_LOG wins when set)",
-    ),
-];
-
-/// Raw values by (section, key), from the file, the environment and the flags.
-type Raw = BTreeMap<(String, String), (String, &'static str)>;
-
-/// Loads and validates. `file` is the TOML text (if a file was given), `env` the process
-/// environment. Returns every problem found.
+/// Loads and validates: defaults, then `file` (name and TOML text, when a file was given),
+/// then `env` (the process environment), then `flags`. Returns every problem found.
 pub fn load(
     file: Option<(&str, &str)>,
     env: impl IntoIterator<Item = (String, String)>,
     flags: &Overrides,
 ) -> Result<Config, Vec<String>> {
+    let (layered, mut errors) = layers::layer(
+        file,
+        env,
+        &[
+            ("rtmp", "listen", flags.rtmp_listen.as_ref()),
+            ("http", "listen", flags.http_listen.as_ref()),
+            ("admin", "listen", flags.admin_listen.as_ref()),
+            ("http", "public_url", flags.public_url.as_ref()),
+        ],
+    );
+    match validate(&layered) {
+        Ok(c) if errors.is_empty() => Ok(c),
+        Ok(_) => Err(errors),
+        Err(more) => {
+            errors.extend(more);
+            Err(errors)
+        }
+    }
+}
+
+/// Parses a configuration file alone (no environment, no flags) into its sections.
+pub fn from_str(text: &str) -> Result<Sections, Vec<String>> {
+    let (layered, errors) = layers::layer(Some(("config", text)), std::iter::empty(), &[]);
+    if errors.is_empty() {
+        Ok(layered.sections)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Turns sections into a [`Config`], checking every value and the rules between them (pure:
+/// reads only the certificate and CA files it must check). Returns every problem at once.
+pub fn validate(layered: &Layered) -> Result<Config, Vec<String>> {
     let mut errors = Vec::new();
-    let mut raw: Raw = BTreeMap::new();
-    let known = |s: &str, k: &str| KEYS.iter().any(|(ks, kk, _, _)| *ks == s && *kk == k);
-
-    if let Some((name, text)) = file {
-        match text.parse::<toml::Table>() {
-            Ok(table) => {
-                for (section, v) in table {
-                    let Some(keys) = v.as_table() else {
-                        errors.push(format!("{name}: `{section}` must be a [section]"));
-                        continue;
-                    };
-                    for (key, value) in keys {
-                        if !known(&section, key) {
-                            errors.push(format!("{name}: unknown key `{section}.{key}`"));
-                            continue;
-                        }
-                        let text = match value {
-                            toml::Value::String(s) => s.clone(),
-                            toml::Value::Integer(i) => i.to_string(),
-                            toml::Value::Float(f) => f.to_string(),
-                            toml::Value::Boolean(b) => b.to_string(),
-                            other => {
-                                errors.push(format!(
-                                    "{name}: `{section}.{key}` has unsupported type {}",
-                                    other.type_str()
-                                ));
-                                continue;
-                            }
-                        };
-                        raw.insert((section.clone(), key.clone()), (text, "config file"));
-                    }
-                }
-            }
-            Err(e) => errors.push(format!("{name}: {e}")),
-        }
-    }
-    for (k, v) in env {
-        let Some(rest) = k.strip_prefix("GLASSCAST_") else {
-            continue;
-        };
-        let rest = rest.to_ascii_lowercase();
-        let Some((section, key)) = rest.split_once('_') else {
-            errors.push(format!("environment: {k} is not GLASSCAST_<SECTION>_<KEY>"));
-            continue;
-        };
-        if !known(section, key) {
-            errors.push(format!("environment: {k} is not a known setting"));
-            continue;
-        }
-        raw.insert((section.into(), key.into()), (v, "environment"));
-    }
-    for (key, value) in [
-        (("rtmp", "listen"), &flags.rtmp_listen),
-        (("http", "listen"), &flags.http_listen),
-        (("admin", "listen"), &flags.admin_listen),
-        (("http", "public_url"), &flags.public_url),
-    ] {
-        if let Some(v) = value {
-            raw.insert((key.0.into(), key.1.into()), (v.clone(), "command line"));
-        }
-    }
-
-    let unspecified = SocketAddr::from(([127, 0, 0, 1], 0));
-    let mut g = Getter {
-        raw: &raw,
-        errors: &mut errors,
+    let c = &layered.sections;
+    let addr = |errors: &mut Vec<String>, section: &str, key: &str, v: &str| -> SocketAddr {
+        v.trim().parse().unwrap_or_else(|e| {
+            errors.push(format!("{}: {e}", layered.describe(section, key, v)));
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        })
     };
-    let rtmp_listen: SocketAddr = g.get_or("rtmp", "listen", unspecified);
-    let rtmp_read_timeout = Duration::from_millis(g.get("rtmp", "read_timeout_ms"));
-    let rtmps_listen: SocketAddr = g.get_or("rtmps", "listen", unspecified);
-    let rtmps_cert: String = g.get("rtmps", "cert");
-    let rtmps_key: String = g.get("rtmps", "key");
-    let http_listen: SocketAddr = g.get_or("http", "listen", unspecified);
-    let public_url: String = g.get("http", "public_url");
-    let http_cert: String = g.get("http", "tls_cert");
-    let http_key: String = g.get("http", "tls_key");
-    let part_ms: u64 = g.get("hls", "part_target_ms");
-    let segment_ms: u64 = g.get("hls", "segment_target_ms");
-    let window_segments: usize = g.get("hls", "window_segments");
-    let ended_retention_s: u64 = g.get("hls", "ended_retention_s");
-    let grace_ms: u64 = g.get("stream", "reconnect_grace_ms");
-    let rules_text: String = g.get("restream", "rules");
-    let ca_file: String = g.get("restream", "ca_file");
-    let restream_silent_audio: bool = g.get("restream", "silent_audio");
-    let allowed_hosts: String = g.get("restream", "allowed_hosts");
-    let cloud_url: String = g.get("cloud", "url");
-    let cloud_token: String = g.get("cloud", "token");
-    let cloud_secret: String = g.get("cloud", "hmac_secret");
-    let cloud_timeout: u64 = g.get("cloud", "timeout_ms");
-    let cloud_poll: u64 = g.get("cloud", "poll_interval_ms");
-    let cloud_heartbeat: u64 = g.get("cloud", "heartbeat_ms");
-    let cloud_backlog: u64 = g.get("cloud", "max_backlog_s");
-    let log_level: String = g.get("log", "level");
-    let publish_deadline_ms: u64 = g.get("rtmp", "publish_deadline_ms");
-    let rtmp_max_connections: usize = g.get("rtmp", "max_connections");
-    let rtmp_max_per_ip: usize = g.get("rtmp", "max_connections_per_ip");
-    let http_max_connections: usize = g.get("http", "max_connections");
-    let http_header_timeout_ms: u64 = g.get("http", "header_timeout_ms");
-    let http_max_url_bytes: usize = g.get("http", "max_url_bytes");
-    let admin_listen: SocketAddr = g.get_or("admin", "listen", unspecified);
-    let admin_token: String = g.get("admin", "token");
-    let auth_mode: AuthMode = g.get_or("auth", "mode", AuthMode::Open);
-    let allow_open: bool = g.get("auth", "allow_open");
-    let token_secret: String = g.get("auth", "token_secret");
-    let redis_url: String = g.get("auth", "redis_url");
-    let keys_file: String = g.get("auth", "keys_file");
-    let callback_timeout_ms: u64 = g.get("auth", "callback_timeout_ms");
-    let cache_allow_ms: u64 = g.get("auth", "cache_allow_ms");
-    let cache_deny_ms: u64 = g.get("auth", "cache_deny_ms");
-    let per_stream_labels: bool = g.get("metrics", "per_stream_labels");
+    let count = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+    let rtmp_listen = addr(&mut errors, "rtmp", "listen", &c.rtmp.listen);
+    let rtmp_read_timeout = Duration::from_millis(c.rtmp.read_timeout_ms);
+    let rtmps_listen = addr(&mut errors, "rtmps", "listen", &c.rtmps.listen);
+    let (rtmps_cert, rtmps_key) = (c.rtmps.cert.clone(), c.rtmps.key.clone());
+    let http_listen = addr(&mut errors, "http", "listen", &c.http.listen);
+    let public_url = c.http.public_url.clone();
+    let (http_cert, http_key) = (c.http.tls_cert.clone(), c.http.tls_key.clone());
+    let part_ms = c.hls.part_target_ms;
+    let segment_ms = c.hls.segment_target_ms;
+    let window_segments = count(c.hls.window_segments);
+    let ended_retention_s = c.hls.ended_retention_s;
+    let grace_ms = c.stream.reconnect_grace_ms;
+    let rules_text = c.restream.rules.clone();
+    let ca_file = c.restream.ca_file.clone();
+    let restream_silent_audio = c.restream.silent_audio;
+    let allowed_hosts = c.restream.allowed_hosts.clone();
+    let cloud_url = c.cloud.url.clone();
+    let cloud_token = c.cloud.token.clone();
+    let cloud_secret = c.cloud.hmac_secret.clone();
+    let cloud_timeout = c.cloud.timeout_ms;
+    let cloud_poll = c.cloud.poll_interval_ms;
+    let cloud_heartbeat = c.cloud.heartbeat_ms;
+    let cloud_backlog = c.cloud.max_backlog_s;
+    let log_level = c.log.level.clone();
+    let publish_deadline_ms = c.rtmp.publish_deadline_ms;
+    let rtmp_max_connections = count(c.rtmp.max_connections);
+    let rtmp_max_per_ip = count(c.rtmp.max_connections_per_ip);
+    let http_max_connections = count(c.http.max_connections);
+    let http_header_timeout_ms = c.http.header_timeout_ms;
+    let http_max_url_bytes = count(c.http.max_url_bytes);
+    let admin_listen = addr(&mut errors, "admin", "listen", &c.admin.listen);
+    let admin_token = c.admin.token.clone();
+    let auth_mode: AuthMode = c.auth.mode.parse().unwrap_or_else(|e| {
+        errors.push(format!(
+            "{}: {e}",
+            layered.describe("auth", "mode", &c.auth.mode)
+        ));
+        AuthMode::Open
+    });
+    let allow_open = c.auth.allow_open;
+    let token_secret = c.auth.token_secret.clone();
+    let redis_url = c.auth.redis_url.clone();
+    let keys_file = c.auth.keys_file.clone();
+    let callback_timeout_ms = c.auth.callback_timeout_ms;
+    let cache_allow_ms = c.auth.cache_allow_ms;
+    let cache_deny_ms = c.auth.cache_deny_ms;
+    let per_stream_labels = c.metrics.per_stream_labels;
 
     if !(50..=5000).contains(&part_ms) {
         errors.push(format!(
@@ -777,43 +510,6 @@ fn tls_pair(
     }
 }
 
-struct Getter<'a> {
-    raw: &'a Raw,
-    errors: &'a mut Vec<String>,
-}
-
-impl Getter<'_> {
-    fn get<T: FromStr + Default>(&mut self, section: &str, key: &str) -> T
-    where
-        T::Err: std::fmt::Display,
-    {
-        self.get_or(section, key, T::default())
-    }
-
-    /// Like `get`, with the value to use when the setting is invalid (an error is recorded).
-    fn get_or<T: FromStr>(&mut self, section: &str, key: &str, invalid: T) -> T
-    where
-        T::Err: std::fmt::Display,
-    {
-        let default = KEYS
-            .iter()
-            .find(|(s, k, _, _)| *s == section && *k == key)
-            .map_or("", |(_, _, d, _)| *d);
-        let (text, source) = self
-            .raw
-            .get(&(section.to_string(), key.to_string()))
-            .map_or((default, "default"), |(v, s)| (v.as_str(), *s));
-        match text.trim().parse() {
-            Ok(v) => v,
-            Err(e) => {
-                self.errors
-                    .push(format!("{section}.{key} = {text:?} (from {source}): {e}"));
-                invalid
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -937,6 +633,25 @@ mod tests {
     }
 
     #[test]
+    fn typed_sections_from_str() {
+        let s = from_str("[hls]\npart_target_ms = 300\n[auth]\nmode = \"keys\"\n").unwrap();
+        assert_eq!(s.hls.part_target_ms, 300);
+        assert_eq!(s.auth.mode, "keys");
+        assert_eq!(s.rtmp.listen, "127.0.0.1:1935");
+        // Wrong types are each reported, naming the key (a misplaced secret is not echoed).
+        let Err(errs) = from_str(
+            "[hls]\npart_target_ms = \"fast\"\n[auth]\nallow_open = 3\n[rtmp]\nread_timeout_ms = -1\n",
+        ) else {
+            panic!("wrong types must be refused");
+        };
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("auth.allow_open (from config file)"))
+        );
+    }
+
+    #[test]
     fn malformed_file_is_an_error() {
         let errs = load(Some(("f.toml", "[hls")), env(&[]), &Overrides::default()).unwrap_err();
         assert!(errs[0].starts_with("f.toml:"));
@@ -948,8 +663,13 @@ mod readme {
     /// The README's configuration reference lists every key with its default.
     #[test]
     fn readme_documents_every_key() {
-        let readme = include_str!("../README.md");
-        for (section, key, default, _) in super::KEYS {
+        let readme = include_str!("../../README.md");
+        let defaults = super::layers::defaults();
+        for (section, key, _) in super::sections::DOCS {
+            let default = match &defaults[*section][*key] {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
             let row = if default.is_empty() {
                 format!("| `{section}.{key}` | |")
             } else {
