@@ -220,14 +220,14 @@ impl Server {
                 ""
             }
         );
-        let state = Arc::new(HttpState {
-            origin: origin.clone(),
-            limits: origin::http::HttpLimits {
+        let state = Arc::new(HttpState::new(
+            origin.clone(),
+            origin::http::HttpLimits {
                 max_connections: cfg.limits.http_max_connections,
                 header_timeout: cfg.limits.http_header_timeout,
                 max_url_bytes: cfg.limits.http_max_url_bytes,
             },
-        });
+        ));
         let http_task = tokio::spawn(origin::http::serve(http, state, http_tls, shutdown.clone()));
 
         let admin = TcpListener::bind(cfg.admin.listen)

@@ -101,6 +101,34 @@ impl HttpBody for Body {
 pub struct HttpState {
     pub origin: Arc<Origin>,
     pub limits: HttpLimits,
+    /// Clients that hit a limit are logged at most once a minute each.
+    offenders: std::sync::Mutex<relay::limits::LogGate<std::net::IpAddr>>,
+}
+
+impl HttpState {
+    pub fn new(origin: Arc<Origin>, limits: HttpLimits) -> Self {
+        Self {
+            origin,
+            limits,
+            offenders: std::sync::Mutex::new(relay::limits::LogGate::new(
+                Duration::from_secs(60),
+                4096,
+            )),
+        }
+    }
+
+    /// Counts a limit hit and logs it, once a minute per client address at most.
+    fn limit_hit(&self, limit: &'static str, peer: std::net::SocketAddr) {
+        self.origin.metrics.limit_hit(limit);
+        let held = self
+            .offenders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .check(&peer.ip(), std::time::Instant::now());
+        if let Some(held) = held {
+            tracing::warn!(client = %peer.ip(), limit, also_since_last_report = held, "http client stopped by a limit");
+        }
+    }
 }
 
 /// Limits that keep one client from hurting the others.
@@ -158,7 +186,7 @@ pub async fn serve(
                 continue;
             }
         };
-        let state_metrics = state.origin.metrics.clone();
+        let state_for_errors = state.clone();
         let state = state.clone();
         let service = service_fn(move |req| {
             let state = state.clone();
@@ -169,12 +197,12 @@ pub async fn serve(
             None => {
                 let conn = builder.serve_connection(TokioIo::new(socket), service);
                 let fut = graceful.watch(conn.into_owned());
-                let metrics = state_metrics.clone();
+                let state = state_for_errors.clone();
                 tokio::spawn(
                     async move {
                         let _permit = permit;
                         if let Err(e) = fut.await {
-                            note_conn_error(&metrics, &*e);
+                            note_conn_error(&state, peer, &*e);
                         }
                     }
                     .instrument(span),
@@ -184,7 +212,7 @@ pub async fn serve(
                 let acceptor = acceptor.clone();
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
-                let metrics = state_metrics.clone();
+                let state = state_for_errors.clone();
                 tokio::spawn(
                     async move {
                         let _permit = permit;
@@ -200,7 +228,7 @@ pub async fn serve(
                         };
                         let conn = builder.serve_connection(TokioIo::new(tls), service);
                         if let Err(e) = watcher.watch(conn.into_owned()).await {
-                            note_conn_error(&metrics, &*e);
+                            note_conn_error(&state, peer, &*e);
                         }
                     }
                     .instrument(span),
@@ -213,12 +241,16 @@ pub async fn serve(
 }
 
 /// Counts a connection that ended in an error worth counting (a header timeout: slowloris).
-fn note_conn_error(metrics: &crate::stream::OriginMetrics, e: &(dyn std::error::Error + 'static)) {
+fn note_conn_error(
+    state: &HttpState,
+    peer: std::net::SocketAddr,
+    e: &(dyn std::error::Error + 'static),
+) {
     let timed_out = e
         .downcast_ref::<hyper::Error>()
         .is_some_and(hyper::Error::is_timeout);
     if timed_out {
-        metrics.limit_hit("header_timeout");
+        state.limit_hit("header_timeout", peer);
     }
     debug!(error = %e, "http connection ended");
 }
@@ -261,7 +293,7 @@ async fn handle(
     let target_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     let resp = match *req.method() {
         _ if target_len > state.limits.max_url_bytes => {
-            state.origin.metrics.limit_hit("url_too_long");
+            state.limit_hit("url_too_long", peer);
             simple(
                 StatusCode::URI_TOO_LONG,
                 CACHE_ERROR,

@@ -145,3 +145,111 @@ async fn metrics(State(state): State<Shared>) -> Response {
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt as _;
+
+    fn state(token: Option<&str>, loopback: bool, dir: &std::path::Path) -> Shared {
+        let push = relay::restream::pusher::PushConfig::new(&[]).unwrap();
+        Arc::new(AdminState {
+            registry: Registry::new(std::time::Duration::from_secs(1)),
+            origin: Origin::new(Default::default(), Default::default()),
+            restreamer: Restreamer::new(push, vec![], tokio_util::task::TaskTracker::new(), 0),
+            outputs: Arc::default(),
+            keys: Arc::new(crate::auth::file_store::FileStore::open(&dir.join("k.json")).unwrap()),
+            metrics: Arc::default(),
+            token: token.map(String::from),
+            loopback,
+            public_url: "http://127.0.0.1:8888".into(),
+            allowed_hosts: vec![],
+        })
+    }
+
+    async fn status(state: Shared, path: &str, auth: Option<&str>) -> (u16, String) {
+        let mut req = axum::http::Request::get(path);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let resp = router(state)
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let code = resp.status().as_u16();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (code, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn who_may_use_the_api() {
+        let dir = tempfile::tempdir().unwrap();
+        // No token on a public listener: the API refuses, metrics and health still answer.
+        let open_public = state(None, false, dir.path());
+        let (code, body) = status(open_public.clone(), "/v1/streams", None).await;
+        assert_eq!(code, 403);
+        assert!(body.contains("NOT_AUTHORIZED"), "{body}");
+        assert_eq!(status(open_public.clone(), "/metrics", None).await.0, 200);
+        assert_eq!(status(open_public, "/healthz", None).await.0, 200);
+        // No token on loopback: allowed.
+        assert_eq!(
+            status(state(None, true, dir.path()), "/v1/streams", None)
+                .await
+                .0,
+            200
+        );
+        // A token: required everywhere, compared exactly.
+        let tok = state(Some("s3cret"), false, dir.path());
+        assert_eq!(status(tok.clone(), "/v1/streams", None).await.0, 401);
+        assert_eq!(
+            status(tok.clone(), "/v1/streams", Some("Bearer s3cre"))
+                .await
+                .0,
+            401
+        );
+        assert_eq!(
+            status(tok.clone(), "/v1/streams", Some("Bearer s3cret!"))
+                .await
+                .0,
+            401
+        );
+        assert_eq!(
+            status(tok.clone(), "/v1/streams", Some("s3cret")).await.0,
+            401
+        );
+        assert_eq!(
+            status(tok.clone(), "/v1/streams", Some("Bearer s3cret"))
+                .await
+                .0,
+            200
+        );
+        // Unknown API paths answer in the API's error shape, after the token check.
+        let (code, body) = status(tok, "/v1/nope", Some("Bearer s3cret")).await;
+        assert_eq!(code, 404);
+        assert!(body.contains("NOT_FOUND"), "{body}");
+    }
+
+    #[test]
+    fn the_openapi_document_lists_every_route() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        for (path, methods) in [
+            ("/v1/streams", &["get"][..]),
+            ("/v1/streams/{userId}/{streamId}", &["get", "delete"]),
+            ("/v1/streams/{userId}/{streamId}/outputs", &["get", "post"]),
+            (
+                "/v1/streams/{userId}/{streamId}/outputs/{outputId}",
+                &["delete"],
+            ),
+            ("/v1/keys", &["get", "post"]),
+            ("/v1/keys/{keyId}", &["delete"]),
+        ] {
+            for m in methods {
+                assert!(doc["paths"][path][m].is_object(), "{m} {path} undocumented");
+            }
+        }
+    }
+}
