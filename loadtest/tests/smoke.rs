@@ -14,9 +14,13 @@ const FIXTURE: &str = concat!(
 
 /// The in-process server on loopback ports chosen by the OS.
 async fn start_server() -> Server {
-    let env = ["GLASSCAST_RTMP_LISTEN", "GLASSCAST_HTTP_LISTEN"]
-        .map(|k| (k.to_string(), "127.0.0.1:0".to_string()))
-        .to_vec();
+    let env = [
+        "GLASSCAST_RTMP_LISTEN",
+        "GLASSCAST_HTTP_LISTEN",
+        "GLASSCAST_ADMIN_LISTEN",
+    ]
+    .map(|k| (k.to_string(), "127.0.0.1:0".to_string()))
+    .to_vec();
     let cfg = load(None, env, &Overrides::default()).expect("config");
     Server::start(&cfg).await.expect("server")
 }
