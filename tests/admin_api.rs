@@ -140,66 +140,53 @@ async fn outputs_streams_and_every_error_code() {
 
     // STREAM_NOT_FOUND, INVALID_REQUEST, INVALID_URL.
     let missing = admin_url(&server, "v1/streams/nobody/none/outputs");
-    expect(
-        call("GET", missing.clone(), h("a"), None).await,
-        404,
-        "STREAM_NOT_FOUND",
-    );
-    expect(
-        call(
+    let url_body = |u: &str| Some(json!({ "url": u }));
+    let no_app = vec![("authorization", auth.clone())];
+    for (method, url, headers, body, status, code) in [
+        ("GET", &missing, h("a"), None, 404, "STREAM_NOT_FOUND"),
+        (
             "POST",
-            missing,
+            &missing,
             h("a"),
-            Some(json!({"url": "rtmp://127.0.0.1:9/a/b"})),
-        )
-        .await,
-        404,
-        "STREAM_NOT_FOUND",
-    );
-    expect(
-        call(
+            url_body("rtmp://127.0.0.1:9/a/b"),
+            404,
+            "STREAM_NOT_FOUND",
+        ),
+        (
             "POST",
-            outputs_url.clone(),
-            vec![("authorization", auth.clone())],
-            Some(json!({"url": "rtmp://127.0.0.1:9/a/b"})),
-        )
-        .await,
-        400,
-        "INVALID_REQUEST",
-    );
-    expect(
-        call(
+            &outputs_url,
+            no_app,
+            url_body("rtmp://127.0.0.1:9/a/b"),
+            400,
+            "INVALID_REQUEST",
+        ),
+        (
             "POST",
-            outputs_url.clone(),
+            &outputs_url,
             h("a"),
             Some(json!({"nope": 1})),
-        )
-        .await,
-        400,
-        "INVALID_REQUEST",
-    );
-    expect(
-        call(
+            400,
+            "INVALID_REQUEST",
+        ),
+        (
             "POST",
-            outputs_url.clone(),
+            &outputs_url,
             h("a"),
-            Some(json!({"url": "https://example.com/live/KEY"})),
-        )
-        .await,
-        400,
-        "INVALID_URL",
-    );
-    expect(
-        call(
+            url_body("https://example.com/live/KEY"),
+            400,
+            "INVALID_URL",
+        ),
+        (
             "POST",
-            outputs_url.clone(),
+            &outputs_url,
             h("a"),
-            Some(json!({"url": "rtmp://127.0.0.1:9/nokey"})),
-        )
-        .await,
-        400,
-        "INVALID_URL",
-    );
+            url_body("rtmp://127.0.0.1:9/nokey"),
+            400,
+            "INVALID_URL",
+        ),
+    ] {
+        expect(call(method, url.clone(), headers, body).await, status, code);
+    }
 
     // Outputs by app "a" (ten, then MAX_APP_OUTPUTS_REACHED) and "b" (stream full:
     // MAX_OUTPUTS_REACHED), DUPLICATE_URL.

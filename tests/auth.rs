@@ -41,6 +41,18 @@ async fn create_key(server: &Server, body: serde_json::Value) -> (String, String
     )
 }
 
+/// A server in `keys` mode with its own key file (in the returned directory).
+async fn keys_server() -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keys.json");
+    let server = start(&[
+        ("GLASSCAST_AUTH_MODE", "keys"),
+        ("GLASSCAST_AUTH_KEYS_FILE", file.to_str().unwrap()),
+    ])
+    .await;
+    (server, dir)
+}
+
 fn path(u: &str, s: &str) -> StreamPath {
     StreamPath {
         user_id: u.into(),
@@ -50,13 +62,7 @@ fn path(u: &str, s: &str) -> StreamPath {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_mode() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("keys.json");
-    let server = start(&[
-        ("GLASSCAST_AUTH_MODE", "keys"),
-        ("GLASSCAST_AUTH_KEYS_FILE", file.to_str().unwrap()),
-    ])
-    .await;
+    let (server, _dir) = keys_server().await;
     let u = "alice%40example.com";
     let (key, _) = create_key(
         &server,
@@ -147,13 +153,7 @@ async fn keys_mode() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_and_revoked_keys_stop_working() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("keys.json");
-    let server = start(&[
-        ("GLASSCAST_AUTH_MODE", "keys"),
-        ("GLASSCAST_AUTH_KEYS_FILE", file.to_str().unwrap()),
-    ])
-    .await;
+    let (server, _dir) = keys_server().await;
     let u = "alice%40example.com";
     let (short, _) = create_key(
         &server,
@@ -200,13 +200,8 @@ async fn expired_and_revoked_keys_stop_working() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_cli_and_file_store_reach_a_running_server() {
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = keys_server().await;
     let file = dir.path().join("keys.json");
-    let server = start(&[
-        ("GLASSCAST_AUTH_MODE", "keys"),
-        ("GLASSCAST_AUTH_KEYS_FILE", file.to_str().unwrap()),
-    ])
-    .await;
     let bin = env!("CARGO_BIN_EXE_glasscast");
     let out = tokio::process::Command::new(bin)
         .args([

@@ -15,17 +15,7 @@ use tokio::process::{Child, Command};
 
 /// Fails loudly when a tool the tests need is missing (never skips).
 pub fn require(tool: &str) {
-    let ok = std::process::Command::new(tool)
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    assert!(
-        ok,
-        "`{tool}` is required by this test and was not found; install it (Debian: apt-get install ffmpeg) \
-         or run the README's test command, which installs it"
-    );
+    require_any(tool, "-version");
 }
 
 /// Starts the server in-process on 127.0.0.1 port 0 with the given env-style settings.
@@ -685,6 +675,7 @@ impl Drop for RedisServer {
 
 /// Like [`require`], for tools that take another version flag.
 pub fn require_any(tool: &str, version_flag: &str) {
+    // CI=true never skips either: a missing tool fails here, loudly.
     let ok = std::process::Command::new(tool)
         .arg(version_flag)
         .stdout(Stdio::null())
@@ -693,7 +684,8 @@ pub fn require_any(tool: &str, version_flag: &str) {
         .is_ok();
     assert!(
         ok,
-        "`{tool}` is required by this test and was not found; run the README's test command, which installs it"
+        "`{tool}` is required by this test and was not found; install it (Debian: apt-get install ffmpeg) \
+         or run the README's test command, which installs it"
     );
 }
 
