@@ -594,14 +594,16 @@ impl Conn<'_> {
                     .get_or_create(&[("mode", mode), ("result", reason.label())])
                     .inc();
                 // The requested path is logged only when the client named one: a bare name
-                // is a key or an alias.
-                match &req.name {
-                    PublishName::Stream(s) => {
-                        warn!(stream = %s, client = %client_ip, mode, reason = reason.label(), "publish refused: {reason}")
-                    }
-                    PublishName::Bare(_) => {
-                        warn!(client = %client_ip, mode, reason = reason.label(), "publish refused: {reason}")
-                    }
+                // is a key or an alias. A client retrying in a loop (or guessing keys) is
+                // logged at warn once a minute, at debug otherwise; every refusal is counted.
+                let stream = match &req.name {
+                    PublishName::Stream(s) => s.to_string(),
+                    PublishName::Bare(_) => "-".into(),
+                };
+                if self.metrics.should_log(client_ip) {
+                    warn!(stream, client = %client_ip, mode, reason = reason.label(), "publish refused: {reason}");
+                } else {
+                    debug!(stream, client = %client_ip, mode, reason = reason.label(), "publish refused: {reason}");
                 }
                 return self.reject(
                     session,

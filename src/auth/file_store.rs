@@ -81,12 +81,11 @@ impl FileStore {
             st.seen = now_seen;
         }
         let now = now_s();
-        // Expired keys are dropped on the way (the metadata check refuses them anyway).
-        let before = st.data.keys.len();
+        // Expired keys are dropped on the way (the metadata check refuses them anyway); the
+        // file loses them at the next write, so a read-only key file still works.
         st.data.keys.retain(|_, r| r.expires_at > now);
-        let expired = st.data.keys.len() != before;
         let out = f(&mut st.data)?;
-        if write || expired {
+        if write {
             self.persist(&st.data)?;
             st.seen = mtime(&self.path);
         }
