@@ -146,6 +146,10 @@ impl Server {
             .await
             .with_context(|| format!("binding HTTP on {}", cfg.http_listen))?;
         let http_addr = http.local_addr()?;
+        let admin = TcpListener::bind(cfg.admin.listen)
+            .await
+            .with_context(|| format!("binding the admin listener on {}", cfg.admin.listen))?;
+        let admin_addr = admin.local_addr()?;
         if let Some(cloud) = &cfg.cloud {
             let scheme = if cfg.http_tls.is_some() {
                 "https"
@@ -174,7 +178,7 @@ impl Server {
         let ingest_cfg = IngestConfig {
             read_timeout: cfg.rtmp_read_timeout,
             publish_deadline: cfg.limits.rtmp_publish_deadline,
-            policy_timeout: cfg.auth.callback_timeout + Duration::from_secs(1),
+            policy_timeout: crate::auth::decision_budget(cfg),
             tls: None,
             policy,
             limiter: relay::limits::ConnLimiter::new(
@@ -230,10 +234,6 @@ impl Server {
         ));
         let http_task = tokio::spawn(origin::http::serve(http, state, http_tls, shutdown.clone()));
 
-        let admin = TcpListener::bind(cfg.admin.listen)
-            .await
-            .with_context(|| format!("binding the admin listener on {}", cfg.admin.listen))?;
-        let admin_addr = admin.local_addr()?;
         let loopback = admin_addr.ip().is_loopback();
         if cfg.admin.token.is_none() && !loopback {
             tracing::warn!(

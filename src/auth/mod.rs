@@ -22,6 +22,19 @@ use store::KeyStore;
 /// Timeout of one key-store command.
 const STORE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long the ingest waits for a decision before refusing (`policy_timeout`): more than
+/// the policy's own timeouts, so their clearer reasons win.
+pub fn decision_budget(cfg: &Config) -> Duration {
+    let slack = Duration::from_secs(1);
+    match cfg.auth.mode {
+        AuthMode::Callback => cfg.auth.callback_timeout + slack,
+        // An alias lookup and a record read, each bounded by the store's timeout (plus the
+        // connection on first use).
+        AuthMode::Keys => STORE_TIMEOUT * 3 + slack,
+        AuthMode::Open | AuthMode::Token => slack,
+    }
+}
+
 /// Opens the configured key store (Redis when `auth.redis_url` is set, else the file).
 pub fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn KeyStore>> {
     Ok(match &cfg.auth.redis_url {
