@@ -1,7 +1,8 @@
 //! Stream keys in a real Redis shared by two relays: a key made through one is accepted by the
 //! other, the seed's layout (`stream:key:<hash>`, `stream:alias:<name>`) with Redis TTLs,
 //! revocation reaches both, expired and wrong-address keys are refused, and a Redis that dies
-//! refuses new publishes while a live stream keeps producing parts.
+//! refuses new publishes while a live stream keeps producing parts, and once it is back the
+//! relays reconnect on their own.
 
 mod common;
 

@@ -616,6 +616,14 @@ impl RedisServer {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
+        let mut me = Self { port, child: None };
+        me.spawn().await;
+        me
+    }
+
+    /// Starts (again) on this server's port and waits until it answers.
+    pub async fn spawn(&mut self) {
+        let port = self.port;
         let child = std::process::Command::new("redis-server")
             .args([
                 "--port",
@@ -631,15 +639,11 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server starts");
-        let me = Self {
-            port,
-            child: Some(child),
-        };
+        self.child = Some(child);
         eventually("redis answers PING", Duration::from_secs(10), || async {
-            me.cmd(&["PING"]).await.filter(|r| r == "PONG")
+            self.cmd(&["PING"]).await.filter(|r| r == "PONG")
         })
         .await;
-        me
     }
 
     pub fn url(&self) -> String {
