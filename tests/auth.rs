@@ -241,6 +241,22 @@ async fn keys_cli_and_file_store_reach_a_running_server() {
         "{text}"
     );
     let id = created["keyId"].as_str().unwrap();
+    // A new alias replaces the old one.
+    let alias = tokio::process::Command::new(bin)
+        .args(["keys", "alias", id, "cli-renamed"])
+        .env("GLASSCAST_AUTH_KEYS_FILE", &file)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        alias.status.success(),
+        "{}",
+        String::from_utf8_lossy(&alias.stderr)
+    );
+    try_publish(&server, "live/cli-renamed")
+        .await
+        .expect("the new alias works");
+    refused(&server, "live/cli-alias", "the replaced alias").await;
     let revoke = tokio::process::Command::new(bin)
         .args(["keys", "revoke", id])
         .env("GLASSCAST_AUTH_KEYS_FILE", &file)
@@ -248,7 +264,7 @@ async fn keys_cli_and_file_store_reach_a_running_server() {
         .await
         .unwrap();
     assert!(revoke.status.success());
-    refused(&server, "live/cli-alias", "revoked through the CLI").await;
+    refused(&server, "live/cli-renamed", "revoked through the CLI").await;
     server.shutdown(Duration::from_secs(5)).await;
 }
 
