@@ -23,15 +23,36 @@ impl KeysPolicy {
         Self { store }
     }
 
-    /// The record for something a client sent, tried first as an alias (the seed's order),
-    /// then as a key. The second value is the key when the client sent the key itself.
-    async fn lookup(&self, sent: &str) -> Result<Option<(KeyRecord, bool)>, StoreError> {
-        if relay::auth::key::valid_alias(sent)
-            && let Some(id) = self.store.alias(sent).await?
-        {
-            return Ok(self.store.get(&id).await?.map(|r| (r, false)));
+    /// The record for something a client sent, as a key or as an alias; `alias_first` for
+    /// the bare-name form (the seed's order), key first for `?key=` (almost always a key, so
+    /// one store lookup). The flag is true when the client sent the key itself.
+    async fn lookup(
+        &self,
+        sent: &str,
+        alias_first: bool,
+    ) -> Result<Option<(KeyRecord, bool)>, StoreError> {
+        let as_key =
+            async { Ok::<_, StoreError>(self.store.get(&key_id(sent)).await?.map(|r| (r, true))) };
+        let as_alias = async {
+            if !relay::auth::key::valid_alias(sent) {
+                return Ok(None);
+            }
+            match self.store.alias(sent).await? {
+                Some(id) => Ok(self.store.get(&id).await?.map(|r| (r, false))),
+                None => Ok(None),
+            }
+        };
+        if alias_first {
+            match as_alias.await? {
+                Some(found) => Ok(Some(found)),
+                None => as_key.await,
+            }
+        } else {
+            match as_key.await? {
+                Some(found) => Ok(Some(found)),
+                None => as_alias.await,
+            }
         }
-        Ok(self.store.get(&key_id(sent)).await?.map(|r| (r, true)))
     }
 
     async fn decide(&self, req: &PublishRequest) -> Decision {
@@ -40,7 +61,7 @@ impl KeysPolicy {
             (PublishName::Stream(_), _) => return Decision::Deny(DenyReason::MissingCredential),
             (PublishName::Bare(b), _) => (b.0.as_str(), None),
         };
-        match self.lookup(sent).await {
+        match self.lookup(sent, requested.is_none()).await {
             Ok(Some((record, is_key))) => {
                 let presented = is_key.then_some(sent);
                 match record.check(presented, requested, req.client_ip, now_s()) {
