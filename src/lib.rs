@@ -5,5 +5,6 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod control;
+pub mod managed;
 pub mod metrics;
 pub mod server;

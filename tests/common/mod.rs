@@ -13,6 +13,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::process::{Child, Command};
 
+pub mod cloudflare;
+
 /// Fails loudly when a tool the tests need is missing (never skips).
 pub fn require(tool: &str) {
     require_any(tool, "-version");
@@ -559,6 +561,23 @@ where
     F: Fn(FakeRequest) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = (u16, String)> + Send + 'static,
 {
+    let f = std::sync::Arc::new(f);
+    fake_http_with(move |req| {
+        let f = f.clone();
+        async move {
+            let (status, body) = f(req).await;
+            (status, Vec::new(), body)
+        }
+    })
+    .await
+}
+
+/// Like [`fake_http`], with response headers.
+pub async fn fake_http_with<F, Fut>(f: F) -> String
+where
+    F: Fn(FakeRequest) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = (u16, Vec<(String, String)>, String)> + Send + 'static,
+{
     use hyper::service::service_fn;
     use hyper_util::rt::TokioIo;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -577,18 +596,21 @@ where
                             .await
                             .map(|b| b.to_bytes())
                             .unwrap_or_default();
-                        let (status, json) = f(FakeRequest {
+                        let (status, headers, json) = f(FakeRequest {
                             method: parts.method.to_string(),
                             path: parts.uri.path().to_string(),
                             headers: parts.headers,
                             body,
                         })
                         .await;
+                        let mut resp = hyper::Response::builder()
+                            .status(status)
+                            .header("content-type", "application/json");
+                        for (k, v) in headers {
+                            resp = resp.header(k, v);
+                        }
                         Ok::<_, std::convert::Infallible>(
-                            hyper::Response::builder()
-                                .status(status)
-                                .header("content-type", "application/json")
-                                .body(http_body_util::Full::new(Bytes::from(json)))
+                            resp.body(http_body_util::Full::new(Bytes::from(json)))
                                 .expect("response"),
                         )
                     }

@@ -7,10 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Full;
 use percent_encoding::utf8_percent_encode;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -144,7 +141,7 @@ pub type CloudMetrics = prometheus_client::metrics::family::Family<
 #[derive(Clone)]
 pub struct CloudClient {
     cfg: CloudConfig,
-    http: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    http: super::https::Https,
     metrics: Option<CloudMetrics>,
 }
 
@@ -180,14 +177,9 @@ fn endpoint(path: &str) -> &'static str {
 
 impl CloudClient {
     pub fn new(cfg: CloudConfig) -> Self {
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .build();
         Self {
             cfg,
-            http: Client::builder(TokioExecutor::new()).build(https),
+            http: super::https::Https::new(),
             metrics: None,
         }
     }
@@ -211,25 +203,12 @@ impl CloudClient {
     }
 
     async fn send(&self, req: hyper::Request<Full<Bytes>>) -> Result<(u16, Bytes), CloudError> {
-        let t = self.cfg.timeout;
-        let fut = async {
-            let resp = self
-                .http
-                .request(req)
-                .await
-                .map_err(|e| CloudError::Transport(e.to_string()))?;
-            let status = resp.status().as_u16();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| CloudError::Transport(e.to_string()))?
-                .to_bytes();
-            Ok((status, body))
-        };
-        tokio::time::timeout(t, fut)
-            .await
-            .map_err(|_| CloudError::Timeout(t))?
+        use super::https::HttpsError;
+        match self.http.send(req, self.cfg.timeout).await {
+            Ok(r) => Ok((r.status, r.body)),
+            Err(HttpsError::Timeout(t)) => Err(CloudError::Timeout(t)),
+            Err(HttpsError::Transport(e)) => Err(CloudError::Transport(e)),
+        }
     }
 
     fn request(
