@@ -14,6 +14,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::process::{Child, Command};
 
 pub mod cloudflare;
+pub mod ivs;
 
 /// Fails loudly when a tool the tests need is missing (never skips).
 pub fn require(tool: &str) {
