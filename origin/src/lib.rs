@@ -4,5 +4,6 @@ pub mod cmaf;
 pub mod dash;
 pub mod fragmenter;
 pub mod http;
+pub mod metrics;
 pub mod playlist;
 pub mod stream;
