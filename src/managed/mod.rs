@@ -7,6 +7,7 @@
 //! URL with its key is a [`relay::restream::destination::Destination`] once parsed.
 
 pub mod cloudflare;
+pub mod delivery;
 pub mod ivs;
 pub mod retry;
 
