@@ -38,7 +38,7 @@ impl Default for Rtmp {
             read_timeout_ms: 10_000,
             publish_deadline_ms: 10_000,
             max_connections: 1000,
-            max_connections_per_ip: 10,
+            max_connections_per_ip: 50,
         }
     }
 }
