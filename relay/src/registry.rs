@@ -98,9 +98,9 @@ impl Stream {
         let _ = rx.wait_for(|ended| *ended).await;
     }
 
-    /// A receiver that turns `true` when the stream ends.
-    pub fn ended_watch(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.ended.subscribe()
+    /// True once the stream has ended.
+    pub fn has_ended(&self) -> bool {
+        *self.ended.borrow()
     }
 
     /// True while a publisher is connected (false during the reconnect grace period).
