@@ -328,7 +328,11 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
         // A stream ended under its publisher was kicked by the operator. Checked per read (a
         // publisher sends continuously; an idle one meets the read timeout) rather than by a
         // third future in the select, which cost measurable CPU per read at hundreds of streams.
-        if conn.publisher.as_ref().is_some_and(|p| p.stream().has_ended()) {
+        if conn
+            .publisher
+            .as_ref()
+            .is_some_and(|p| p.stream().has_ended())
+        {
             info!("the stream was ended by the operator; closing the publisher");
             let _ = io.shutdown().await;
             return Err(ConnError::Kicked);
