@@ -8,18 +8,15 @@
 //!   playlist with `_HLS_msn`/`_HLS_part`/`_HLS_skip`), `index.mpd` (DASH)
 //! - `GET /live/{userId}/{streamId}/{prefix}-init{n}.mp4 | -p{n}.m4s | -s{n}.m4s`
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::io::Write as _;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body::Body as HttpBody;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -30,6 +27,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span};
 
+pub use crate::body::Body;
+pub use crate::limits::HttpLimits;
+use crate::limits::{OffenderLog, is_header_timeout};
 use crate::playlist::{BlockingRequest, Outcome};
 use crate::stream::{MediaBytes, MediaName, Origin, OriginStream, Wait};
 
@@ -42,67 +42,11 @@ const CACHE_NONE: &str = "no-cache";
 const CACHE_DIRECTIVE: &str = "public, max-age=2";
 const CACHE_ERROR: &str = "no-store";
 
-/// A response body made of zero or more shared buffers (a segment is its parts).
-#[derive(Debug, Default)]
-pub struct Body {
-    chunks: VecDeque<Bytes>,
-}
-
-impl Body {
-    pub fn empty() -> Self {
-        Self::default()
-    }
-    pub fn from_chunks(chunks: impl IntoIterator<Item = Bytes>) -> Self {
-        Self {
-            chunks: chunks.into_iter().filter(|c| !c.is_empty()).collect(),
-        }
-    }
-}
-
-impl From<Bytes> for Body {
-    fn from(b: Bytes) -> Self {
-        Self::from_chunks([b])
-    }
-}
-
-impl From<String> for Body {
-    fn from(s: String) -> Self {
-        Self::from(Bytes::from(s))
-    }
-}
-
-impl From<&'static str> for Body {
-    fn from(s: &'static str) -> Self {
-        Self::from(Bytes::from_static(s.as_bytes()))
-    }
-}
-
-impl HttpBody for Body {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.chunks.pop_front().map(|c| Ok(Frame::data(c))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.chunks.is_empty()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.chunks.iter().map(|c| c.len() as u64).sum())
-    }
-}
-
 /// What the HTTP handlers need.
 pub struct HttpState {
     pub origin: Arc<Origin>,
     pub limits: HttpLimits,
-    /// Clients that hit a limit are logged at most once a minute each.
-    offenders: std::sync::Mutex<relay::limits::LogGate<std::net::IpAddr>>,
+    offenders: OffenderLog,
 }
 
 impl HttpState {
@@ -110,45 +54,14 @@ impl HttpState {
         Self {
             origin,
             limits,
-            offenders: std::sync::Mutex::new(relay::limits::LogGate::new(
-                Duration::from_secs(60),
-                4096,
-            )),
+            offenders: OffenderLog::default(),
         }
     }
 
     /// Counts a limit hit and logs it, once a minute per client address at most.
     fn limit_hit(&self, limit: &'static str, peer: std::net::SocketAddr) {
         self.origin.metrics.limit_hit(limit);
-        let held = self
-            .offenders
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .check(&peer.ip(), std::time::Instant::now());
-        if let Some(held) = held {
-            tracing::warn!(client = %peer.ip(), limit, also_since_last_report = held, "http client stopped by a limit");
-        }
-    }
-}
-
-/// Limits that keep one client from hurting the others.
-#[derive(Debug, Clone)]
-pub struct HttpLimits {
-    /// Concurrent connections (0 = no cap); connections over it are closed at accept.
-    pub max_connections: usize,
-    /// Time allowed for a request's headers to arrive (HTTP/1.1; slowloris).
-    pub header_timeout: Duration,
-    /// Longest request target (path and query); longer gets 414.
-    pub max_url_bytes: usize,
-}
-
-impl Default for HttpLimits {
-    fn default() -> Self {
-        Self {
-            max_connections: 10_000,
-            header_timeout: Duration::from_secs(10),
-            max_url_bytes: 4096,
-        }
+        self.offenders.report(limit, peer);
     }
 }
 
@@ -240,16 +153,13 @@ pub async fn serve(
     let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
 }
 
-/// Counts a connection that ended in an error worth counting (a header timeout: slowloris).
+/// Counts a connection that ended in a header timeout (slowloris).
 fn note_conn_error(
     state: &HttpState,
     peer: std::net::SocketAddr,
     e: &(dyn std::error::Error + 'static),
 ) {
-    let timed_out = e
-        .downcast_ref::<hyper::Error>()
-        .is_some_and(hyper::Error::is_timeout);
-    if timed_out {
+    if is_header_timeout(e) {
         state.limit_hit("header_timeout", peer);
     }
     debug!(error = %e, "http connection ended");

@@ -1,9 +1,11 @@
 //! Glasscast origin: CMAF packaging, LL-HLS and DASH models, and the HTTP origin.
 
+pub mod body;
 pub mod cmaf;
 pub mod dash;
 pub mod fragmenter;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod playlist;
 pub mod stream;
