@@ -1,7 +1,7 @@
-//! Limits that keep one abuser from hurting everyone: per-address RTMP connection caps (another
-//! address still publishes), the publish deadline (silent and dribbling clients are closed),
-//! and HTTP header timeouts (a slowloris client does not block viewers), URL length and the
-//! HTTP connection cap.
+//! Limits that keep one abuser from hurting everyone: the total and per-address RTMP
+//! connection caps (another address still publishes), the publish deadline (silent and
+//! dribbling clients are closed), and HTTP header timeouts (a slowloris client does not block
+//! viewers), URL length and the HTTP connection cap.
 
 mod common;
 
@@ -93,6 +93,32 @@ async fn per_address_cap_and_publish_deadline() {
         4.0,
         "{m}"
     );
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn total_connection_cap() {
+    let server = start(&[("GLASSCAST_RTMP_MAX_CONNECTIONS", "2")]).await;
+    let mut held = Vec::new();
+    for from in [[127, 0, 0, 2], [127, 0, 0, 3]] {
+        let mut s = connect_from(from, server.rtmp_addr).await;
+        s.write_all(&[3u8]).await.unwrap();
+        held.push(s);
+    }
+    // A third address, under its own per-address cap, is refused: the server is full.
+    let mut third = connect_from([127, 0, 0, 4], server.rtmp_addr).await;
+    let took = closed_within(&mut third, Duration::from_secs(1)).await;
+    assert!(took < Duration::from_millis(900), "{took:?}");
+    let (_, m) = get_text(&admin_url(&server, "metrics")).await;
+    assert_eq!(
+        metric(
+            &m,
+            "rtmp_connection_attempts_total{status=\"over_total_limit\"}"
+        ),
+        1.0,
+        "{m}"
+    );
+    drop(held);
     server.shutdown(Duration::from_secs(5)).await;
 }
 
