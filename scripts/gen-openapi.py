@@ -78,7 +78,16 @@ doc = {
       "url":{"type":"string","description":"rtmp://host[:port]/app/streamKey or rtmps://…","example":"rtmp://127.0.0.1:1935/live/example-key"},
       "name":{"type":"string","maxLength":200}}},
    "OutputCreated": {"type":"object","required":["outputId"],"properties":{"outputId":{"type":"string"}}},
-   "Stream": {"type":"object","required":["userId","streamId","state","startedAt","clientIp","reconnects","bytesIn","viewers","hlsUrl","dashUrl","outputs"],"properties":{
+   "Delivery": {"type":"object","required":["mode","serving","platform","platformStatus","platformHlsUrl","platformDashUrl","platformViewers","forwardStatus","error"],"properties":{
+      "mode":{"type":"string","enum":["self","cloudflare","ivs","ab"],"description":"The delivery mode asked for (configuration, or the cloud's `mode`)"},
+      "serving":{"type":"string","enum":["self","cloudflare","ivs","ab","none"],"description":"What serves viewers now (`self` after a fallback)"},
+      "platform":{"type":["string","null"],"enum":["cloudflare","ivs",None]},
+      "platformStatus":{"type":["string","null"],"enum":["connecting","active","error","stopped",None]},
+      "platformHlsUrl":{"type":["string","null"]},"platformDashUrl":{"type":["string","null"]},
+      "platformViewers":{"type":["integer","null"],"minimum":0},
+      "forwardStatus":{"type":["string","null"],"description":"The pusher forwarding to the platform's ingest"},
+      "error":{"type":["string","null"],"description":"Why the platform does not serve the stream"}}},
+   "Stream": {"type":"object","required":["userId","streamId","state","startedAt","clientIp","reconnects","bytesIn","viewers","hlsUrl","dashUrl","outputs","delivery"],"properties":{
       "userId":{"type":"string"},"streamId":{"type":"string"},
       "state":{"type":"string","enum":["live","reconnecting"]},
       "startedAt":{"type":"string","format":"date-time"},
@@ -87,7 +96,8 @@ doc = {
       "bytesIn":{"type":"integer","minimum":0},
       "viewers":{"type":"integer","minimum":0,"description":"Distinct HLS/DASH sessions in the last 30 s"},
       "hlsUrl":{"type":"string"},"dashUrl":{"type":"string"},
-      "outputs":{"type":"array","items":{"$ref":"#/components/schemas/Output"}}}},
+      "outputs":{"type":"array","items":{"$ref":"#/components/schemas/Output"}},
+      "delivery":{"$ref":"#/components/schemas/Delivery"}}},
    "StreamList": {"type":"object","required":["streams"],"properties":{"streams":{"type":"array","items":{"$ref":"#/components/schemas/Stream"}}}},
    "KeyCreate": {"type":"object","required":["userId"],"additionalProperties":False,"properties":{
       "userId":{"type":"string","minLength":1},

@@ -1,6 +1,7 @@
 //! The per-stream conversation with the control plane: ask where to restream (at start, then
-//! every poll interval, applied in place), say `hls-ready` once the first part is playable, and
-//! report `stream-status` on every change and as a heartbeat, finishing with `stopped`.
+//! every poll interval, handed to the stream's delivery, which applies it in place), say
+//! `hls-ready` once the announced URLs are playable (ours, or a managed platform's), and report
+//! `stream-status` on every change and as a heartbeat, finishing with `stopped`.
 //! Delivery goes through an [`Outbox`], so a cloud that is down or slow never delays media and
 //! the latest state reaches it when it is back.
 
@@ -9,11 +10,13 @@ use std::time::{Duration, Instant};
 
 use origin::stream::Origin;
 use relay::cloud::client::{
-    CloudClient, CloudConfig, CloudError, HlsReady, OutputStatus, StreamStatus,
+    CloudClient, CloudConfig, CloudError, HlsReady, OutputStatus, StreamDirectives, StreamStatus,
 };
 use relay::cloud::outbox::{Event, Outbox, OutboxConfig};
 use relay::registry::{Registry, Stream};
-use relay::restream::restreamer::{DestinationSpec, Restreamer};
+use relay::restream::restreamer::Restreamer;
+
+use crate::managed::shell::Deliveries;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info_span, warn};
 
@@ -27,8 +30,6 @@ pub struct ControlConfig {
     pub poll_interval: Duration,
     pub heartbeat: Duration,
     pub outbox: OutboxConfig,
-    /// Base of the absolute playback URLs (no trailing slash).
-    pub public_url: String,
 }
 
 /// Starts a control task for every new stream.
@@ -36,6 +37,7 @@ pub fn attach(
     registry: &Registry,
     origin: Arc<Origin>,
     restreamer: Arc<Restreamer>,
+    deliveries: Arc<Deliveries>,
     cfg: ControlConfig,
     metrics: relay::cloud::client::CloudMetrics,
     tasks: TaskTracker,
@@ -49,6 +51,7 @@ pub fn attach(
                 stream.clone(),
                 origin.clone(),
                 restreamer.clone(),
+                deliveries.clone(),
                 client.clone(),
                 cfg.clone(),
             )
@@ -57,31 +60,58 @@ pub fn attach(
     });
 }
 
-fn status(
-    stream: &Stream,
-    restreamer: &Restreamer,
-    origin: &Origin,
-    word: &str,
-    bitrate: u64,
-) -> StreamStatus {
-    let viewers = origin
-        .get(&stream.path)
-        .map_or(0, |os| os.viewers(Instant::now(), Duration::from_secs(30)));
-    StreamStatus {
-        user_id: stream.path.user_id.clone(),
-        stream_id: stream.path.stream_id.clone(),
-        status: word.into(),
-        viewers,
-        bitrate,
-        outputs: restreamer
-            .statuses(&stream.path)
+/// What a status report is made of.
+struct Sources<'a> {
+    stream: &'a Stream,
+    restreamer: &'a Restreamer,
+    origin: &'a Origin,
+    deliveries: &'a Deliveries,
+}
+
+impl Sources<'_> {
+    /// The report now; `word` is `active` or `stopped` (`active` turns into `error` when the
+    /// platform that alone should serve the stream does not).
+    fn status(&self, word: &str, bitrate: u64) -> StreamStatus {
+        let path = &self.stream.path;
+        let viewers = self
+            .origin
+            .get(path)
+            .map_or(0, |os| os.viewers(Instant::now(), Duration::from_secs(30)));
+        let delivery = self.deliveries.view(path);
+        let mut outputs: Vec<OutputStatus> = self
+            .restreamer
+            .statuses(path)
             .iter()
             .map(OutputStatus::from_destination)
-            .collect(),
+            .collect();
+        let mut status = word.to_string();
+        if let Some(d) = &delivery {
+            outputs.extend(d.outputs.iter().cloned());
+            if word == "active" && d.is_error() {
+                status = "error".into();
+            }
+        }
+        let mut alternate = delivery.as_ref().and_then(|d| d.alternate());
+        if word == "stopped"
+            && let Some(a) = &mut alternate
+        {
+            a.status = "stopped".into();
+        }
+        StreamStatus {
+            user_id: path.user_id.clone(),
+            stream_id: path.stream_id.clone(),
+            status,
+            viewers,
+            bitrate,
+            outputs,
+            alternate,
+            delivery: delivery.and_then(|d| d.report()),
+        }
     }
 }
 
-/// What changes a report: the stream word and each output's status (not counters).
+/// What changes a report: the stream word, each output's status (not counters) and the
+/// delivery's state.
 fn fingerprint(s: &StreamStatus) -> Vec<String> {
     let mut v = vec![s.status.clone()];
     v.extend(
@@ -89,17 +119,25 @@ fn fingerprint(s: &StreamStatus) -> Vec<String> {
             .iter()
             .map(|o| format!("{} {} {}", o.id, o.status, o.error.is_some())),
     );
+    if let Some(a) = &s.alternate {
+        v.push(format!("alternate {} {}", a.status, a.hls_url));
+    }
+    if let Some(d) = &s.delivery {
+        v.push(format!("delivery {} {:?}", d.serving, d.error));
+    }
     v
 }
 
 async fn send(
     client: &CloudClient,
     event: &Event<StreamStatus>,
-    ready: &HlsReady,
+    ready: Option<&HlsReady>,
 ) -> Result<(), CloudError> {
-    match event {
-        Event::HlsReady => client.post("/api/rtmp-relay/hls-ready", ready).await,
-        Event::Status(s) => client.post("/api/rtmp-relay/stream-status", s).await,
+    match (event, ready) {
+        (Event::HlsReady, Some(ready)) => client.post("/api/rtmp-relay/hls-ready", ready).await,
+        // Only queued once the URLs are known.
+        (Event::HlsReady, None) => Ok(()),
+        (Event::Status(s), _) => client.post("/api/rtmp-relay/stream-status", s).await,
     }
 }
 
@@ -107,24 +145,19 @@ async fn run(
     stream: Arc<Stream>,
     origin: Arc<Origin>,
     restreamer: Arc<Restreamer>,
+    deliveries: Arc<Deliveries>,
     client: CloudClient,
     cfg: Arc<ControlConfig>,
 ) {
-    let base = format!("{}/{}", cfg.public_url, stream.path.url_path());
-    let ready = HlsReady {
-        user_id: stream.path.user_id.clone(),
-        stream_id: stream.path.stream_id.clone(),
-        hls_url: format!("{base}/index.m3u8"),
-        dash_url: format!("{base}/index.mpd"),
+    let src = Sources {
+        stream: &stream,
+        restreamer: &restreamer,
+        origin: &origin,
+        deliveries: &deliveries,
     };
+    let mut ready: Option<HlsReady> = None;
     let mut outbox: Outbox<StreamStatus> = Outbox::new(cfg.outbox);
-    let os = origin.get(&stream.path);
-    let playable = async {
-        match &os {
-            Some(os) => os.wait_playable().await,
-            None => std::future::pending().await,
-        }
-    };
+    let playable = deliveries.ready(&stream);
     tokio::pin!(playable);
     let mut announced = false;
     let ended = stream.wait_ended();
@@ -136,9 +169,8 @@ async fn run(
     let mut bitrate = 0u64;
     let mut last_reported: Option<Vec<String>> = None;
     let mut in_flight: Option<Request> = None;
-    let mut destinations: Option<
-        tokio::task::JoinHandle<Result<Vec<DestinationSpec>, CloudError>>,
-    > = None;
+    let mut destinations: Option<tokio::task::JoinHandle<Result<StreamDirectives, CloudError>>> =
+        None;
     let mut is_ended = false;
 
     loop {
@@ -146,7 +178,9 @@ async fn run(
             && let Some(event) = outbox.poll_request(Instant::now())
         {
             let (client, ready) = (client.clone(), ready.clone());
-            in_flight = Some(Box::pin(async move { send(&client, &event, &ready).await }));
+            in_flight = Some(Box::pin(async move {
+                send(&client, &event, ready.as_ref()).await
+            }));
         }
         if is_ended && outbox.is_idle() {
             return;
@@ -168,9 +202,10 @@ async fn run(
                 }
             }
             _ = async { tokio::time::sleep_until(retry.expect("guarded").into()).await }, if retry.is_some() => {}
-            ok = &mut playable, if !announced => {
+            urls = &mut playable, if !announced => {
                 announced = true;
-                if ok {
+                if urls.is_some() {
+                    ready = urls;
                     outbox.handle_hls_ready(Instant::now());
                 }
             }
@@ -181,10 +216,16 @@ async fn run(
             r = async { destinations.as_mut().expect("guarded").await }, if destinations.is_some() => {
                 destinations = None;
                 match r {
-                    Ok(Ok(list)) => restreamer.set_cloud_destinations(&stream, list),
+                    Ok(Ok(d)) => deliveries.handle_directives(&stream, d),
                     // Keep the current destinations: a flaky cloud must not stop restreams.
-                    Ok(Err(e)) => warn!(error = %e, "could not fetch restream destinations"),
-                    Err(e) => warn!(error = %e, "destination poll task failed"),
+                    Ok(Err(e)) => {
+                        warn!(error = %e, "could not fetch restream destinations");
+                        deliveries.handle_directives_failed(&stream);
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "destination poll task failed");
+                        deliveries.handle_directives_failed(&stream);
+                    }
                 }
             }
             _ = heartbeat.tick(), if !is_ended => {
@@ -195,12 +236,12 @@ async fn run(
                     bitrate = ((bytes - last_bytes) as f64 * 8.0 / secs) as u64;
                     (last_bytes, last_at) = (bytes, now);
                 }
-                let s = status(&stream, &restreamer, &origin, "active", bitrate);
+                let s = src.status("active", bitrate);
                 last_reported = Some(fingerprint(&s));
                 outbox.handle_status(s, now);
             }
             _ = watch.tick(), if !is_ended => {
-                let s = status(&stream, &restreamer, &origin, "active", bitrate);
+                let s = src.status("active", bitrate);
                 let f = fingerprint(&s);
                 if last_reported.as_ref() != Some(&f) {
                     last_reported = Some(f);
@@ -209,7 +250,7 @@ async fn run(
             }
             _ = &mut ended, if !is_ended => {
                 is_ended = true;
-                let s = status(&stream, &restreamer, &origin, "stopped", 0);
+                let s = src.status("stopped", 0);
                 outbox.handle_status(s, Instant::now());
             }
         }

@@ -35,6 +35,7 @@ pub struct Server {
     pub registry: Arc<Registry>,
     pub origin: Arc<Origin>,
     pub restreamer: Arc<Restreamer>,
+    pub deliveries: Arc<crate::managed::shell::Deliveries>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     http_task: tokio::task::JoinHandle<()>,
@@ -59,27 +60,21 @@ fn tls_acceptor(files: &TlsFiles, alpn: &[&[u8]]) -> anyhow::Result<TlsAcceptor>
     Ok(TlsAcceptor::from(Arc::new(cfg)))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn attach_control(
-    cfg: &Config,
     cloud: &crate::config::CloudSettings,
     registry: &Registry,
     origin: &Arc<Origin>,
     restreamer: &Arc<Restreamer>,
+    deliveries: &Arc<crate::managed::shell::Deliveries>,
     tasks: &TaskTracker,
-    scheme: &str,
-    http_addr: SocketAddr,
     cloud_metrics: &relay::cloud::client::CloudMetrics,
 ) {
-    let public_url = cfg
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("{scheme}://{http_addr}"));
-    info!(cloud = %cloud.url, public_url = %public_url, "reporting to the cloud");
+    info!(cloud = %cloud.url, "reporting to the cloud");
     crate::control::attach(
         registry,
         origin.clone(),
         restreamer.clone(),
+        deliveries.clone(),
         crate::control::ControlConfig {
             cloud: relay::cloud::client::CloudConfig {
                 url: cloud.url.clone(),
@@ -93,7 +88,6 @@ fn attach_control(
                 max_age: cloud.max_backlog,
                 ..Default::default()
             },
-            public_url,
         },
         cloud_metrics.clone(),
         tasks.clone(),
@@ -150,21 +144,41 @@ impl Server {
             .await
             .with_context(|| format!("binding the admin listener on {}", cfg.admin.listen))?;
         let admin_addr = admin.local_addr()?;
+        let scheme = if cfg.http_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let public_url = cfg
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("{scheme}://{http_addr}"));
+        info!(public_url = %public_url, "playback URLs");
+        let platforms = crate::managed::platforms::Platforms::from_settings(&cfg.managed)?;
+        platforms.check(cfg.managed.timeout).await?;
+        platforms.clean_orphans(cfg.managed.orphan_age, &tasks);
+        let deliveries = crate::managed::shell::Deliveries::new(
+            cfg.delivery.clone(),
+            platforms,
+            restreamer.clone(),
+            origin.clone(),
+            public_url.clone(),
+            // The cloud's first answer may name the mode: wait for it a little longer than
+            // one request may take.
+            cfg.cloud
+                .as_ref()
+                .map(|c| c.timeout + Duration::from_secs(1)),
+            tasks.clone(),
+        );
+        deliveries.attach(&registry);
         if let Some(cloud) = &cfg.cloud {
-            let scheme = if cfg.http_tls.is_some() {
-                "https"
-            } else {
-                "http"
-            };
             attach_control(
-                cfg,
                 cloud,
                 &registry,
                 &origin,
                 &restreamer,
+                &deliveries,
                 &tasks,
-                scheme,
-                http_addr,
                 &metrics.cloud,
             );
         }
@@ -242,11 +256,6 @@ impl Server {
         }
         let outputs = Arc::new(crate::admin::ApiOutputs::default());
         outputs.attach(&registry);
-        let scheme = if cfg.http_tls.is_some() {
-            "https"
-        } else {
-            "http"
-        };
         let admin_state = Arc::new(crate::admin::AdminState {
             registry: registry.clone(),
             origin: origin.clone(),
@@ -256,10 +265,8 @@ impl Server {
             metrics: Arc::new(metrics_registry),
             token: cfg.admin.token.clone(),
             loopback,
-            public_url: cfg
-                .public_url
-                .clone()
-                .unwrap_or_else(|| format!("{scheme}://{http_addr}")),
+            public_url,
+            deliveries: deliveries.clone(),
             allowed_hosts: cfg.restream_allowed_hosts.clone(),
         });
         info!("admin listening on {admin_addr}");
@@ -273,6 +280,7 @@ impl Server {
             registry,
             origin,
             restreamer,
+            deliveries,
             shutdown,
             tasks,
             http_task,

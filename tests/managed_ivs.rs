@@ -28,6 +28,8 @@ fn client(fake: &FakeIvs, key_id: &str, secret: &str) -> Ivs {
             base: Duration::from_millis(50),
             ..Default::default()
         },
+        latency_mode: "LOW".into(),
+        ingest_port: 443,
         tag: "glasscast-test".into(),
     })
     .unwrap()

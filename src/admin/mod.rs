@@ -45,6 +45,8 @@ pub struct AdminState {
     pub loopback: bool,
     /// Base of playback URLs (no trailing slash).
     pub public_url: String,
+    /// Each stream's delivery (mode, platform URLs).
+    pub deliveries: Arc<crate::managed::shell::Deliveries>,
     /// Hosts apps may add outputs to (`.example.com` matches subdomains); empty = any.
     pub allowed_hosts: Vec<String>,
 }
@@ -154,10 +156,21 @@ mod tests {
 
     fn state(token: Option<&str>, loopback: bool, dir: &std::path::Path) -> Shared {
         let push = relay::restream::pusher::PushConfig::new(&[]).unwrap();
+        let origin = Origin::new(Default::default(), Default::default());
+        let restreamer = Restreamer::new(push, vec![], tokio_util::task::TaskTracker::new(), 0);
         Arc::new(AdminState {
             registry: Registry::new(std::time::Duration::from_secs(1)),
-            origin: Origin::new(Default::default(), Default::default()),
-            restreamer: Restreamer::new(push, vec![], tokio_util::task::TaskTracker::new(), 0),
+            deliveries: crate::managed::shell::Deliveries::new(
+                Default::default(),
+                Default::default(),
+                restreamer.clone(),
+                origin.clone(),
+                "http://127.0.0.1:8888".into(),
+                None,
+                tokio_util::task::TaskTracker::new(),
+            ),
+            origin,
+            restreamer,
             outputs: Arc::default(),
             keys: Arc::new(crate::auth::file_store::FileStore::open(&dir.join("k.json")).unwrap()),
             metrics: Arc::default(),

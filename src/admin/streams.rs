@@ -32,6 +32,49 @@ pub struct StreamView {
     hls_url: String,
     dash_url: String,
     outputs: Vec<OutputView>,
+    delivery: DeliveryInfo,
+}
+
+/// Who serves the stream's viewers, and the managed platform's side when one is involved.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryInfo {
+    /// `self`, `cloudflare`, `ivs` or `ab`.
+    mode: &'static str,
+    /// What serves viewers now: `self`, a platform, `ab`, or `none`.
+    serving: &'static str,
+    platform: Option<&'static str>,
+    /// `connecting`, `active`, `error` or `stopped`.
+    platform_status: Option<&'static str>,
+    platform_hls_url: Option<String>,
+    platform_dash_url: Option<String>,
+    platform_viewers: Option<u64>,
+    /// The pusher forwarding to the platform's ingest (`connecting`, `active`, …).
+    forward_status: Option<String>,
+    error: Option<String>,
+}
+
+fn delivery_of(state: &Shared, path: &StreamPath) -> DeliveryInfo {
+    let v = state.deliveries.view(path);
+    let platform = v.as_ref().and_then(|v| v.platform);
+    let playback = v.as_ref().and_then(|v| v.playback.clone());
+    DeliveryInfo {
+        mode: v.as_ref().map_or("self", |v| v.mode.word()),
+        serving: v.as_ref().map_or("self", |v| v.serving()),
+        platform: platform.map(|p| p.word()),
+        platform_status: v
+            .as_ref()
+            .filter(|_| platform.is_some())
+            .map(|v| v.platform_status()),
+        platform_hls_url: playback.as_ref().map(|p| p.hls.clone()),
+        platform_dash_url: playback.and_then(|p| p.dash),
+        platform_viewers: v.as_ref().and_then(|v| v.viewers),
+        forward_status: state
+            .restreamer
+            .forward_status(path)
+            .map(|s| s.state.status().to_string()),
+        error: v.and_then(|v| v.error),
+    }
 }
 
 #[derive(Serialize)]
@@ -70,6 +113,7 @@ fn view(state: &Shared, s: &Stream) -> StreamView {
         hls_url: format!("{base}/index.m3u8"),
         dash_url: format!("{base}/index.mpd"),
         outputs: outputs_of(state, &s.path),
+        delivery: delivery_of(state, &s.path),
     }
 }
 

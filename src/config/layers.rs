@@ -66,6 +66,49 @@ fn coerce(default: &Value, v: Value) -> Result<Value, String> {
     }
 }
 
+/// The table at a dotted section path (`managed.cloudflare`).
+fn section<'a>(t: &'a Table, path: &str) -> Option<&'a Table> {
+    path.split('.')
+        .try_fold(t, |t, name| t.get(name).and_then(Value::as_table))
+}
+
+fn section_mut<'a>(t: &'a mut Table, path: &str) -> Option<&'a mut Table> {
+    path.split('.')
+        .try_fold(t, |t, name| match t.get_mut(name) {
+            Some(Value::Table(t)) => Some(t),
+            _ => None,
+        })
+}
+
+/// Every section's dotted path (a section holds at least one setting, and may hold further
+/// sections: `managed` holds `managed.cloudflare`).
+pub fn section_paths(t: &Table) -> Vec<String> {
+    fn walk(prefix: &str, t: &Table, out: &mut Vec<String>) {
+        for (k, v) in t {
+            if let Value::Table(sub) = v {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                out.push(path.clone());
+                walk(&path, sub, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk("", t, &mut out);
+    out
+}
+
+/// The default of `section.key` when that is a setting (not a section).
+pub fn default_of(t: &Table, section_path: &str, key: &str) -> Option<Value> {
+    section(t, section_path)?
+        .get(key)
+        .filter(|v| !v.is_table())
+        .cloned()
+}
+
 /// Builds the sections from the layers; returns them with every problem found.
 pub fn layer(
     file: Option<(&str, &str)>,
@@ -74,6 +117,7 @@ pub fn layer(
 ) -> (Layered, Vec<String>) {
     let mut errors = Vec::new();
     let mut merged = defaults();
+    let sections = section_paths(&merged);
     let mut origins = Origins::new();
     let mut set = |section: &str,
                    key: &str,
@@ -81,17 +125,12 @@ pub fn layer(
                    source: &'static str,
                    errors: &mut Vec<String>,
                    merged: &mut Table| {
-        let Some(default) = merged
-            .get(section)
-            .and_then(Value::as_table)
-            .and_then(|t| t.get(key))
-            .cloned()
-        else {
+        let Some(default) = default_of(merged, section, key) else {
             return false;
         };
         match coerce(&default, v) {
             Ok(v) => {
-                if let Some(Value::Table(t)) = merged.get_mut(section) {
+                if let Some(t) = section_mut(merged, section) {
                     t.insert(key.to_string(), v);
                 }
                 origins.insert((section.to_string(), key.to_string()), source);
@@ -105,21 +144,25 @@ pub fn layer(
     if let Some((name, text)) = file {
         match text.parse::<Table>() {
             Ok(table) => {
-                for (section, v) in table {
-                    let Value::Table(keys) = v else {
-                        errors.push(format!("{name}: `{section}` must be a [section]"));
-                        continue;
-                    };
+                // (section path, its table in the file), walked depth first.
+                let mut todo: Vec<(String, Table)> = Vec::new();
+                for (top, v) in table {
+                    match v {
+                        Value::Table(keys) => todo.push((top, keys)),
+                        _ => errors.push(format!("{name}: `{top}` must be a [section]")),
+                    }
+                }
+                while let Some((path, keys)) = todo.pop() {
                     for (key, value) in keys {
-                        if !set(
-                            &section,
-                            &key,
-                            value,
-                            "config file",
-                            &mut errors,
-                            &mut merged,
-                        ) {
-                            errors.push(format!("{name}: unknown key `{section}.{key}`"));
+                        let nested = format!("{path}.{key}");
+                        match value {
+                            Value::Table(t) if sections.contains(&nested) => todo.push((nested, t)),
+                            value => {
+                                if !set(&path, &key, value, "config file", &mut errors, &mut merged)
+                                {
+                                    errors.push(format!("{name}: unknown key `{path}.{key}`"));
+                                }
+                            }
                         }
                     }
                 }
@@ -132,15 +175,17 @@ pub fn layer(
             continue;
         };
         let rest = rest.to_ascii_lowercase();
-        // The section is the longest known prefix (sections may hold underscores later).
-        let found = rest.match_indices('_').rev().find_map(|(i, _)| {
-            let (section, key) = (&rest[..i], &rest[i + 1..]);
-            merged
-                .get(section)
-                .and_then(Value::as_table)
-                .is_some_and(|t| t.contains_key(key))
-                .then(|| (section.to_string(), key.to_string()))
-        });
+        // `managed_cloudflare_api_token`: the section is the longest known one whose name
+        // (dots as underscores) is a prefix, with a setting named by the rest.
+        let found = sections
+            .iter()
+            .filter_map(|section| {
+                let key = rest
+                    .strip_prefix(&section.replace('.', "_"))?
+                    .strip_prefix('_')?;
+                default_of(&merged, section, key).map(|_| (section.clone(), key.to_string()))
+            })
+            .max_by_key(|(section, _)| section.len());
         match found {
             Some((section, key)) => {
                 set(
@@ -185,12 +230,15 @@ mod tests {
     #[test]
     fn every_key_is_documented_and_every_doc_is_a_key() {
         let d = defaults();
-        let mut keys: Vec<(String, String)> = d
-            .iter()
-            .flat_map(|(s, t)| {
-                t.as_table()
+        let mut keys: Vec<(String, String)> = section_paths(&d)
+            .into_iter()
+            .flat_map(|s| {
+                section(&d, &s)
                     .into_iter()
-                    .flat_map(move |t| t.keys().map(move |k| (s.clone(), k.clone())))
+                    .flat_map(|t| t.iter())
+                    .filter(|(_, v)| !v.is_table())
+                    .map(|(k, _)| (s.clone(), k.clone()))
+                    .collect::<Vec<_>>()
             })
             .collect();
         keys.sort();

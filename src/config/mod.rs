@@ -2,6 +2,7 @@
 //! environment variables, then command-line flags. Every problem is collected so the user
 //! sees all of them at once.
 
+pub mod delivery;
 mod layers;
 pub mod sections;
 
@@ -40,6 +41,8 @@ pub struct Config {
     pub auth: AuthSettings,
     pub admin: AdminSettings,
     pub limits: Limits,
+    pub delivery: delivery::DeliverySettings,
+    pub managed: delivery::ManagedSettings,
     /// Label per-stream metrics with the stream path (unbounded label sets; off by default).
     pub per_stream_labels: bool,
     pub log_level: String,
@@ -258,6 +261,7 @@ pub fn validate(layered: &Layered) -> Result<Config, Vec<String>> {
     let cache_allow_ms = c.auth.cache_allow_ms;
     let cache_deny_ms = c.auth.cache_deny_ms;
     let per_stream_labels = c.metrics.per_stream_labels;
+    let (delivery, managed) = delivery::validate(layered, &mut errors);
 
     if !(50..=5000).contains(&part_ms) {
         errors.push(format!(
@@ -434,6 +438,8 @@ pub fn validate(layered: &Layered) -> Result<Config, Vec<String>> {
         auth,
         admin,
         limits,
+        delivery,
+        managed,
         per_stream_labels,
         log_level,
     })

@@ -18,6 +18,8 @@ pub struct Sections {
     pub stream: Stream,
     pub restream: Restream,
     pub cloud: Cloud,
+    pub delivery: Delivery,
+    pub managed: Managed,
     pub log: Log,
 }
 
@@ -219,6 +221,83 @@ impl Default for Cloud {
 
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct Delivery {
+    pub mode: String,
+    pub fallback_to_self: bool,
+    pub prefixes: String,
+    pub ab_platform: String,
+    pub poll_interval_ms: u64,
+    pub live_timeout_s: u64,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Self {
+            mode: "self".into(),
+            fallback_to_self: true,
+            prefixes: String::new(),
+            ab_platform: "cloudflare".into(),
+            poll_interval_ms: 2000,
+            live_timeout_s: 60,
+        }
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Managed {
+    pub tag: String,
+    pub timeout_ms: u64,
+    pub orphan_age_s: u64,
+    pub cloudflare: ManagedCloudflare,
+    pub ivs: ManagedIvs,
+}
+
+impl Default for Managed {
+    fn default() -> Self {
+        Self {
+            tag: "glasscast".into(),
+            timeout_ms: 10_000,
+            orphan_age_s: 3600,
+            cloudflare: ManagedCloudflare::default(),
+            ivs: ManagedIvs::default(),
+        }
+    }
+}
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ManagedCloudflare {
+    pub api_url: String,
+    pub api_token: String,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ManagedIvs {
+    pub endpoint: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub latency_mode: String,
+    pub ingest_port: u64,
+}
+
+impl Default for ManagedIvs {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            region: "us-east-1".into(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            latency_mode: "LOW".into(),
+            ingest_port: 443,
+        }
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Log {
     pub level: String,
 }
@@ -410,6 +489,79 @@ pub const DOCS: &[(&str, &str, &str)] = &[
         "cloud",
         "max_backlog_s",
         "reports older than this are dropped while the cloud is down",
+    ),
+    (
+        "delivery",
+        "mode",
+        "who serves viewers: `self` (our origin), `cloudflare`, `ivs`, or `ab` (ours and a platform side by side); the cloud's `mode` wins per stream",
+    ),
+    (
+        "delivery",
+        "fallback_to_self",
+        "serve from our origin when the platform stream cannot be created (said in stream-status)",
+    ),
+    (
+        "delivery",
+        "prefixes",
+        "per path prefix modes, `PATH_PREFIX -> MODE`, separated by `;` (longest prefix wins)",
+    ),
+    (
+        "delivery",
+        "ab_platform",
+        "the platform of `ab` mode: `cloudflare` or `ivs`",
+    ),
+    (
+        "delivery",
+        "poll_interval_ms",
+        "how often a new platform stream is asked whether it serves playback",
+    ),
+    (
+        "delivery",
+        "live_timeout_s",
+        "report an error when the platform serves no playback this long after forwarding began",
+    ),
+    (
+        "managed",
+        "tag",
+        "marks platform streams this relay creates (orphan cleanup touches only these)",
+    ),
+    (
+        "managed",
+        "timeout_ms",
+        "timeout of one platform API request",
+    ),
+    (
+        "managed",
+        "orphan_age_s",
+        "at start, delete our idle platform streams older than this (left by a crash)",
+    ),
+    (
+        "managed.cloudflare",
+        "api_url",
+        "Stream API base, `https://api.cloudflare.com/client/v4/accounts/ACCOUNT_ID/stream`",
+    ),
+    (
+        "managed.cloudflare",
+        "api_token",
+        "Cloudflare API token with Stream edit permission",
+    ),
+    (
+        "managed.ivs",
+        "endpoint",
+        "IVS API endpoint; empty = `https://ivs.REGION.amazonaws.com`",
+    ),
+    ("managed.ivs", "region", "AWS region of the IVS channels"),
+    ("managed.ivs", "access_key_id", "AWS access key id (SigV4)"),
+    ("managed.ivs", "secret_access_key", "AWS secret access key"),
+    (
+        "managed.ivs",
+        "latency_mode",
+        "`LOW` or `NORMAL` (IVS channel latency mode)",
+    ),
+    (
+        "managed.ivs",
+        "ingest_port",
+        "port of the channel's RTMPS ingest endpoint",
     ),
     ("log", "level", "tracing filter (RUST_LOG wins when set)"),
 ];

@@ -154,9 +154,10 @@ mod readme {
         let readme = include_str!("../../README.md");
         let defaults = super::layers::defaults();
         for (section, key, _) in super::sections::DOCS {
-            let default = match &defaults[*section][*key] {
-                toml::Value::String(s) => s.clone(),
-                other => other.to_string(),
+            let default = match super::layers::default_of(&defaults, section, key) {
+                Some(toml::Value::String(s)) => s,
+                Some(other) => other.to_string(),
+                None => panic!("{section}.{key} is documented but not a setting"),
             };
             let row = if default.is_empty() {
                 format!("| `{section}.{key}` | |")
@@ -165,5 +166,76 @@ mod readme {
             };
             assert!(readme.contains(&row), "README is missing {row}");
         }
+    }
+}
+
+mod delivery {
+    use super::*;
+    use crate::managed::mode::{DeliveryMode, PlatformKind};
+
+    #[test]
+    fn nested_sections_from_file_and_env() {
+        let file = "[delivery]\nmode = \"ab\"\nprefixes = \"live/vip/ -> ivs\"\n\
+                    [managed.cloudflare]\napi_url = \"https://api.cloudflare.com/client/v4/accounts/a/stream/\"\n\
+                    [managed.ivs]\nregion = \"eu-west-1\"\n";
+        let e = env(&[
+            ("GLASSCAST_MANAGED_CLOUDFLARE_API_TOKEN", "cf-SECRET"),
+            ("GLASSCAST_MANAGED_IVS_ACCESS_KEY_ID", "AKID"),
+            ("GLASSCAST_MANAGED_IVS_SECRET_ACCESS_KEY", "aws-SECRET"),
+            ("GLASSCAST_MANAGED_ORPHAN_AGE_S", "60"),
+        ]);
+        let c = load(Some(("f.toml", file)), e, &Overrides::default()).unwrap();
+        assert_eq!(c.delivery.rules.default, DeliveryMode::Ab);
+        assert_eq!(
+            c.delivery.rules.prefixes,
+            vec![(
+                "live/vip/".into(),
+                DeliveryMode::Platform(PlatformKind::Ivs)
+            )]
+        );
+        let cf = c.managed.cloudflare.as_ref().unwrap();
+        assert_eq!(
+            cf.api_url,
+            "https://api.cloudflare.com/client/v4/accounts/a/stream"
+        );
+        assert_eq!(cf.api_token, "cf-SECRET");
+        let ivs = c.managed.ivs.as_ref().unwrap();
+        assert_eq!(ivs.endpoint, "https://ivs.eu-west-1.amazonaws.com");
+        assert_eq!(ivs.ingest_port, 443);
+        assert_eq!(c.managed.orphan_age, Duration::from_secs(60));
+        assert!(!format!("{:?}", c.managed).contains("SECRET"));
+    }
+
+    #[test]
+    fn a_mode_needs_its_platform_and_every_problem_is_listed() {
+        let file = "[delivery]\nmode = \"cloudflare\"\nprefixes = \"live/x -> ivs; live/y -> vimeo\"\n\
+                    [managed.cloudflare]\napi_token = \"t\"\n[managed.bogus]\nx = 1\n";
+        let errs = load(Some(("f.toml", file)), env(&[]), &Overrides::default()).unwrap_err();
+        let all = errs.join("\n");
+        for want in [
+            "unknown key `managed.bogus`",
+            "delivery.prefixes",
+            "managed.cloudflare.api_url and managed.cloudflare.api_token must be set together",
+            "delivery uses cloudflare",
+        ] {
+            assert!(all.contains(want), "{want} missing from:\n{all}");
+        }
+        let errs = load(
+            None,
+            env(&[("GLASSCAST_DELIVERY_MODE", "ivs")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(
+            errs.iter().any(|e| e.contains("delivery uses ivs")),
+            "{errs:?}"
+        );
+        let errs = load(
+            None,
+            env(&[("GLASSCAST_MANAGED_NOPE_X", "1")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(errs[0].contains("GLASSCAST_MANAGED_NOPE_X is not a known setting"));
     }
 }

@@ -22,7 +22,8 @@ use super::{
     PlatformStream, Playback,
 };
 
-const NAME: &str = "Cloudflare Stream";
+/// The platform's name in messages.
+pub const NAME: &str = "Cloudflare Stream";
 
 /// Where and how to reach the Stream API.
 #[derive(Clone)]
@@ -370,6 +371,10 @@ impl Platform for Cloudflare {
 
     fn health(&self) -> PlatformFuture<'_, ()> {
         Box::pin(async move { self.call("GET", "/live_inputs", None).await.map(|_| ()) })
+    }
+
+    fn has_outputs(&self) -> bool {
+        true
     }
 
     fn add_output(&self, id: &str, url: &str) -> PlatformFuture<'_, PlatformOutput> {

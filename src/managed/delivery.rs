@@ -106,6 +106,12 @@ impl Delivery {
         self.state == State::OnSelf
     }
 
+    /// True once our stream has ended and nothing is left to do (no answer awaited, no
+    /// action pending).
+    pub fn is_finished(&self) -> bool {
+        self.ended && self.actions.is_empty() && self.state != State::Creating
+    }
+
     /// The answer to [`Action::Create`].
     pub fn handle_created(&mut self, r: Result<PlatformStream, PlatformError>, now: Instant) {
         if self.state != State::Creating {

@@ -25,7 +25,8 @@ use super::{
     PlatformStream, Playback,
 };
 
-const NAME: &str = "AWS IVS";
+/// The platform's name in messages.
+pub const NAME: &str = "AWS IVS";
 
 /// Where and how to reach IVS.
 #[derive(Clone)]
@@ -39,6 +40,10 @@ pub struct IvsConfig {
     pub retry: RetryPolicy,
     /// The `glasscast` tag of channels this relay creates.
     pub tag: String,
+    /// `LOW` or `NORMAL`.
+    pub latency_mode: String,
+    /// Port of the channel's RTMPS ingest (443 at AWS; a local fake in tests).
+    pub ingest_port: u16,
 }
 
 impl std::fmt::Debug for IvsConfig {
@@ -267,7 +272,7 @@ impl Ivs {
             .collect();
         let body = json!({
             "name": name,
-            "latencyMode": "LOW",
+            "latencyMode": self.cfg.latency_mode,
             "type": "STANDARD",
             "tags": {
                 "glasscast": self.cfg.tag,
@@ -285,7 +290,7 @@ impl Ivs {
         let key = Self::field(&r, &["streamKey", "value"])?;
         Ok(PlatformStream {
             id: arn.to_string(),
-            ingest_url: format!("rtmps://{ingest}:443/app/{key}"),
+            ingest_url: format!("rtmps://{ingest}:{}/app/{key}", self.cfg.ingest_port),
         })
     }
 
@@ -388,6 +393,10 @@ impl Platform for Ivs {
         })
     }
 
+    fn has_outputs(&self) -> bool {
+        false
+    }
+
     fn add_output(&self, _id: &str, _url: &str) -> PlatformFuture<'_, PlatformOutput> {
         Box::pin(std::future::ready(Err(PlatformError::Unsupported {
             platform: NAME,
@@ -454,6 +463,8 @@ mod tests {
             secret_access_key: String::new(),
             timeout: Duration::from_secs(5),
             retry: RetryPolicy::default(),
+            latency_mode: "LOW".into(),
+            ingest_port: 443,
             tag: "t".into(),
         })
         .err()

@@ -1,5 +1,5 @@
 //! Managed streaming platforms (Option B, `seeds/002_*` and `seeds/004_*`): one interface,
-//! [`Platform`], with Cloudflare Stream behind it (AWS IVS next). A platform takes a publisher's
+//! [`Platform`], with Cloudflare Stream and AWS IVS behind it. A platform takes a publisher's
 //! stream on its own RTMPS ingest and serves HLS/DASH from its CDN; the relay creates the
 //! platform stream, forwards to it, and reports its URLs.
 //!
@@ -9,7 +9,10 @@
 pub mod cloudflare;
 pub mod delivery;
 pub mod ivs;
+pub mod mode;
+pub mod platforms;
 pub mod retry;
+pub mod shell;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -118,6 +121,9 @@ pub trait Platform: Send + Sync + 'static {
     fn status(&self, id: &str) -> PlatformFuture<'_, PlatformStatus>;
     /// True when the platform answers with these credentials.
     fn health(&self) -> PlatformFuture<'_, ()>;
+    /// True when the platform pushes to simulcast outputs itself (Cloudflare); otherwise our
+    /// own pushers carry the stream's destinations (IVS).
+    fn has_outputs(&self) -> bool;
     /// Simulcast: the platform pushes the stream to `url` (`rtmp[s]://host/app/KEY`).
     fn add_output(&self, id: &str, url: &str) -> PlatformFuture<'_, PlatformOutput>;
     fn set_output_enabled(&self, id: &str, output: &str, enabled: bool) -> PlatformFuture<'_, ()>;

@@ -103,12 +103,59 @@ pub struct StreamStatus {
     /// Ingest bitrate, bits per second.
     pub bitrate: u64,
     pub outputs: Vec<OutputStatus>,
+    /// The managed platform serving the same broadcast (`ab` mode).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub alternate: Option<Alternate>,
+    /// How the stream is delivered when that is not simply what was asked (a fallback to our
+    /// own origin, a platform error).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub delivery: Option<DeliveryReport>,
+}
+
+/// `alternate` in a status report: the platform side of an A/B delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alternate {
+    /// `cloudflare` or `ivs`.
+    pub platform: String,
+    /// Empty until the platform serves the stream.
+    pub hls_url: String,
+    pub dash_url: String,
+    /// `connecting`, `active`, `error` or `stopped`.
+    pub status: String,
+    pub viewers: Option<u64>,
+}
+
+/// `delivery` in a status report: the mode asked for, the one serving, and why they differ.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryReport {
+    /// `self`, `cloudflare`, `ivs` or `ab`.
+    pub requested: String,
+    /// What serves viewers now (`self`, `cloudflare`, `ivs`, `ab`).
+    pub serving: String,
+    /// Why `serving` is not `requested`, or what is wrong with the platform.
+    pub error: Option<String>,
+}
+
+/// The control plane's answer for one stream: where to restream and, optionally, how to
+/// deliver and whether to record (absent = the relay's configuration decides).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamDirectives {
+    pub destinations: Vec<DestinationSpec>,
+    /// `self`, `cloudflare`, `ivs` or `ab`, as sent (checked by the binary).
+    pub mode: Option<String>,
+    pub record: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
 struct DestinationsBody {
     #[serde(default)]
     destinations: Vec<DestinationEntry>,
+    #[serde(default)]
+    mode: Option<String>,
+    #[serde(default)]
+    record: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,11 +284,9 @@ impl CloudClient {
             .map_err(|e| CloudError::Transport(format!("bad request: {e}")))
     }
 
-    /// `GET /api/rtmp-relay/restream-destinations/{userId}/{streamId}`; 404 means none.
-    pub async fn destinations(
-        &self,
-        path: &StreamPath,
-    ) -> Result<Vec<DestinationSpec>, CloudError> {
+    /// `GET /api/rtmp-relay/restream-destinations/{userId}/{streamId}`; 404 means none (and
+    /// no directives).
+    pub async fn destinations(&self, path: &StreamPath) -> Result<StreamDirectives, CloudError> {
         let seg = |s: &str| utf8_percent_encode(s, crate::path::SEGMENT).to_string();
         let p = format!(
             "/api/rtmp-relay/restream-destinations/{}/{}",
@@ -253,23 +298,27 @@ impl CloudClient {
         r
     }
 
-    async fn get_destinations(&self, p: &str) -> Result<Vec<DestinationSpec>, CloudError> {
+    async fn get_destinations(&self, p: &str) -> Result<StreamDirectives, CloudError> {
         let (status, body) = self
             .send(self.request(hyper::Method::GET, p, Bytes::new())?)
             .await?;
         match status {
-            404 => Ok(Vec::new()),
+            404 => Ok(StreamDirectives::default()),
             200..=299 => {
                 let parsed: DestinationsBody =
                     serde_json::from_slice(&body).map_err(|e| CloudError::Body(e.to_string()))?;
-                Ok(parsed
-                    .destinations
-                    .into_iter()
-                    .map(|d| DestinationSpec {
-                        name: d.name.unwrap_or_else(|| "destination".into()),
-                        url: d.url,
-                    })
-                    .collect())
+                Ok(StreamDirectives {
+                    destinations: parsed
+                        .destinations
+                        .into_iter()
+                        .map(|d| DestinationSpec {
+                            name: d.name.unwrap_or_else(|| "destination".into()),
+                            url: d.url,
+                        })
+                        .collect(),
+                    mode: parsed.mode,
+                    record: parsed.record,
+                })
             }
             s => Err(CloudError::Status(s)),
         }
@@ -341,6 +390,8 @@ mod tests {
             viewers: 3,
             bitrate: 2_000_000,
             outputs: vec![o],
+            alternate: None,
+            delivery: None,
         })
         .unwrap();
         for k in [
@@ -348,9 +399,26 @@ mod tests {
         ] {
             assert!(v.get(k).is_some(), "{k}");
         }
+        assert!(v.get("alternate").is_none(), "optional fields are left out");
         assert_eq!(
             v["outputs"][0]["url"],
             "rtmp://a.rtmp.youtube.com:1935/live2/***"
+        );
+    }
+
+    #[test]
+    fn alternate_uses_the_contract_field_names() {
+        let v = serde_json::to_value(Alternate {
+            platform: "cloudflare".into(),
+            hls_url: "h".into(),
+            dash_url: "d".into(),
+            status: "active".into(),
+            viewers: Some(2),
+        })
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"platform":"cloudflare","hlsUrl":"h","dashUrl":"d","status":"active","viewers":2})
         );
     }
 

@@ -2,7 +2,10 @@
 //! (new ones start, removed ones stop cleanly, the rest and the publisher are untouched).
 //! A stream's list merges three sources: static rules from the configuration (every stream
 //! whose path matches), the control plane's list ([`Restreamer::set_cloud_destinations`]) and
-//! outputs added through the management API ([`Restreamer::set_extra_destinations`]).
+//! outputs added through the management API ([`Restreamer::set_extra_destinations`]). A
+//! fourth, the forward to a managed platform's ingest ([`Restreamer::set_platform_forward`]),
+//! uses the same pushers but is not one of the stream's outputs: [`Restreamer::statuses`]
+//! leaves it out and [`Restreamer::forward_status`] reports it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,6 +65,8 @@ struct StreamEntry {
     cloud: Vec<DestinationSpec>,
     /// Outputs added through the management API.
     extra: Vec<DestinationSpec>,
+    /// The managed platform's ingest (Option B).
+    forward: Option<DestinationSpec>,
     /// By destination URL (the identity of a destination).
     pushers: HashMap<String, Pusher>,
     /// Destinations whose URL could not be used, with the reason (reported, never retried).
@@ -74,6 +79,7 @@ impl StreamEntry {
             stream: stream.clone(),
             cloud: Vec::new(),
             extra: Vec::new(),
+            forward: None,
             pushers: HashMap::new(),
             invalid: Vec::new(),
         }
@@ -157,8 +163,22 @@ impl Restreamer {
         self.update(stream, |e| e.extra = dests);
     }
 
+    /// Starts (or with `None` stops) forwarding `stream` to a managed platform's ingest, with
+    /// the same reconnecting pusher as a restream destination.
+    pub fn set_platform_forward(&self, stream: &Arc<Stream>, forward: Option<DestinationSpec>) {
+        self.update(stream, |e| e.forward = forward);
+    }
+
+    /// The platform forward's state (key masked), while there is one.
+    pub fn forward_status(&self, path: &StreamPath) -> Option<DestinationStatus> {
+        let streams = self.streams();
+        let e = streams.get(path)?;
+        let url = &e.forward.as_ref()?.url;
+        e.pushers.get(url).map(Pusher::status)
+    }
+
     /// Every destination `stream` has now, from all sources (static rules, cloud, API), once
-    /// per URL.
+    /// per URL; the platform forward is not one of them.
     pub fn wanted(&self, path: &StreamPath) -> Vec<DestinationSpec> {
         match self.streams().get(path) {
             Some(e) => self.merged(path, e),
@@ -172,6 +192,17 @@ impl Restreamer {
             if !all.iter().any(|a| a.url == d.url) {
                 all.push(d.clone());
             }
+        }
+        all
+    }
+
+    /// What the pushers must carry: the outputs plus the platform forward.
+    fn pushed(&self, path: &StreamPath, e: &StreamEntry) -> Vec<DestinationSpec> {
+        let mut all = self.merged(path, e);
+        if let Some(f) = &e.forward
+            && !all.iter().any(|a| a.url == f.url)
+        {
+            all.push(f.clone());
         }
         all
     }
@@ -190,7 +221,7 @@ impl Restreamer {
             old.pushers.values().for_each(|p| self.retire(p));
         }
         f(entry);
-        let dests = self.merged(&stream.path, entry);
+        let dests = self.pushed(&stream.path, entry);
         let wanted: HashMap<&str, &DestinationSpec> =
             dests.iter().map(|d| (d.url.as_str(), d)).collect();
         entry.pushers.retain(|url, p| {
@@ -249,22 +280,32 @@ impl Restreamer {
         }
     }
 
-    /// Every live stream's destinations (keys masked).
+    /// Every live stream's pushers, the platform forwards included (keys masked).
     pub fn all_statuses(&self) -> Vec<(StreamPath, DestinationStatus)> {
         let paths: Vec<StreamPath> = self.streams().keys().cloned().collect();
         paths
             .into_iter()
-            .flat_map(|p| self.statuses(&p).into_iter().map(move |s| (p.clone(), s)))
+            .flat_map(|p| {
+                let mut v = self.statuses(&p);
+                v.extend(self.forward_status(&p));
+                v.into_iter().map(move |s| (p.clone(), s))
+            })
             .collect()
     }
 
-    /// The destinations of a live stream, keys masked, sorted by name.
+    /// The outputs of a live stream (not its platform forward), keys masked, sorted by name.
     pub fn statuses(&self, path: &StreamPath) -> Vec<DestinationStatus> {
         let streams = self.streams();
         let Some(e) = streams.get(path) else {
             return Vec::new();
         };
-        let mut v: Vec<DestinationStatus> = e.pushers.values().map(Pusher::status).collect();
+        let forward = e.forward.as_ref().map(|f| f.url.as_str());
+        let mut v: Vec<DestinationStatus> = e
+            .pushers
+            .iter()
+            .filter(|(url, _)| Some(url.as_str()) != forward)
+            .map(|(_, p)| p.status())
+            .collect();
         v.extend(e.invalid.iter().cloned());
         v.sort_by(|a, b| a.name.cmp(&b.name).then(a.masked_url.cmp(&b.masked_url)));
         v
