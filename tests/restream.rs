@@ -3,113 +3,18 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::media::*;
+use common::nginx_rtmp::*;
 use common::*;
 use relay::restream::destination::Destination;
 use relay::restream::pusher::{self, PushConfig, Pusher};
 use relay::restream::supervisor::DestState;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio_util::task::TaskTracker;
-
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/origin/benches/fixtures/glasses-720p30.flv"
-);
-
-/// A real nginx-rtmp server recording every stream published to `live/` into its directory.
-struct NginxRtmp {
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Child,
-}
-
-impl NginxRtmp {
-    async fn start() -> Self {
-        Self::start_on(None).await
-    }
-
-    /// Starts on `port` (a restart on the same address), or on a free port.
-    async fn start_on(reuse: Option<(u16, tempfile::TempDir)>) -> Self {
-        let module = Path::new("/usr/lib/nginx/modules/ngx_rtmp_module.so");
-        assert!(
-            module.exists(),
-            "nginx-rtmp is required (Debian: nginx libnginx-mod-rtmp; scripts/test installs them)"
-        );
-        let free_port = || {
-            // A free port: bind, read it, release, hand it to nginx.
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        };
-        let (port, dir) = reuse.unwrap_or_else(|| (free_port(), tempfile::tempdir().unwrap()));
-        let http_port = free_port();
-        let d = dir.path().display();
-        // `live` records everything (appending across restarts); `deny` refuses every publish
-        // through on_publish -> 403, which is how nginx-rtmp rejects a bad stream key.
-        let conf = format!(
-            "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
-             load_module {};\nevents {{}}\n\
-             http {{ access_log off; server {{ listen 127.0.0.1:{http_port}; location / {{ return 403; }} }} }}\n\
-             rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
-               application live {{ live on; meta copy; record all; record_path {d}; record_unique off; record_append on; }}\n\
-               application deny {{ live on; on_publish http://127.0.0.1:{http_port}/auth; }} }} }}\n",
-            module.display()
-        );
-        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-        let child = Command::new("nginx")
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .arg("-p")
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("nginx starts");
-        eventually("nginx-rtmp listening", Duration::from_secs(10), || async {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(|_| ())
-        })
-        .await;
-        Self { port, dir, child }
-    }
-
-    fn url(&self, key: &str) -> String {
-        format!("rtmp://127.0.0.1:{}/live/{key}", self.port)
-    }
-
-    /// Stops nginx and starts it again on the same port and directory.
-    async fn restart_after(mut self, down: Duration) -> Self {
-        let _ = self.child.kill().await;
-        let _ = self.child.wait().await;
-        tokio::time::sleep(down).await;
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        Self::start_on(Some((self.port, dir))).await
-    }
-
-    fn recording(&self, key: &str) -> PathBuf {
-        self.dir.path().join(format!("{key}.flv"))
-    }
-}
-
-impl Drop for NginxRtmp {
-    fn drop(&mut self) {
-        if std::env::var_os("GLASSCAST_TEST_NGINX_LOG").is_some() {
-            eprintln!(
-                "{}",
-                std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
-            );
-        }
-        let _ = self.child.start_kill();
-    }
-}
 
 /// Pushes every new stream of `server` to `urls`; returns the pushers as they are created.
 fn restream_to(server: &glasscast::server::Server, urls: Vec<String>) -> Arc<Mutex<Vec<Pusher>>> {
@@ -143,76 +48,6 @@ fn restream_to(server: &glasscast::server::Server, urls: Vec<String>) -> Arc<Mut
 
 fn statuses(p: &Arc<Mutex<Vec<Pusher>>>) -> Vec<relay::restream::pusher::DestinationStatus> {
     p.lock().unwrap().iter().map(Pusher::status).collect()
-}
-
-/// Starts publishing the fixture `loops + 1` times back to back with `-c copy`.
-fn spawn_fixture(
-    server: &glasscast::server::Server,
-    path: &str,
-    loops: u32,
-) -> tokio::task::JoinHandle<std::process::ExitStatus> {
-    let url = rtmp_url(server, path);
-    tokio::spawn(async move {
-        Command::new("ffmpeg")
-            .args([
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-nostdin",
-                "-re",
-                "-stream_loop",
-                &loops.to_string(),
-                "-i",
-                FIXTURE,
-                "-c",
-                "copy",
-                "-f",
-                "flv",
-                &url,
-            ])
-            .status()
-            .await
-            .expect("ffmpeg runs")
-    })
-}
-
-/// Publishes the fixture `loops + 1` times back to back with `-c copy`.
-async fn publish_fixture(server: &glasscast::server::Server, path: &str, loops: u32) {
-    let status = spawn_fixture(server, path, loops)
-        .await
-        .expect("publisher task");
-    assert!(status.success());
-}
-
-/// Per-packet MD5s of one stream type (`v` or `a`), payload only (timestamps are rebased).
-async fn packet_hashes(file: &Path, kind: &str) -> Vec<String> {
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-i"])
-        .arg(file)
-        .args([
-            "-map",
-            &format!("0:{kind}"),
-            "-c",
-            "copy",
-            "-f",
-            "framemd5",
-            "-",
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "framemd5 of {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        // stream, dts, pts, duration, size, hash[, S=n, side-data size, side-data hash]
-        .filter_map(|l| l.split(',').nth(5).map(|h| h.trim().to_string()))
-        .collect()
 }
 
 async fn packet_dts(file: &Path) -> Vec<i64> {
@@ -310,18 +145,6 @@ async fn wait_stopped(
 }
 
 /// Waits until the recording for `key` holds `frames` video packets, then returns its hashes.
-async fn recorded_video(nginx: &NginxRtmp, key: &str, frames: usize) -> Vec<String> {
-    let rec = nginx.recording(key);
-    eventually("recording complete", Duration::from_secs(15), || async {
-        if !rec.exists() {
-            return None;
-        }
-        let h = packet_hashes(&rec, "v").await;
-        (h.len() >= frames).then_some(h)
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_destination_is_reconnected_and_the_other_misses_nothing() {
     let flaky = NginxRtmp::start().await;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use glasscast_loadtest::compare::Side;
 use glasscast_loadtest::run::{RunConfig, run};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -39,9 +40,18 @@ struct Cli {
     /// Watch these playlist URLs instead (any server: Glasscast, a CDN, Cloudflare, ...).
     #[arg(long, num_args = 1..)]
     url: Vec<String>,
-    /// Compare two playlist URLs side by side (same viewers on each).
+    /// Compare two playlist URLs side by side (same viewers on each): time to first playable
+    /// playlist, latency, stalls and errors, with the winner of each.
     #[arg(long, num_args = 2, value_names = ["URL_A", "URL_B"])]
     compare: Vec<String>,
+    /// Compare our origin with the managed platform of a stream in `ab` delivery mode, both
+    /// URLs read from its status on the admin API:
+    /// `http://127.0.0.1:9997/v1/streams/{userId}/{streamId}`.
+    #[arg(long, conflicts_with = "compare")]
+    compare_stream: Option<String>,
+    /// Bearer token for `--compare-stream` (the relay's `admin.token`).
+    #[arg(long)]
+    admin_token: Option<String>,
     /// LL-HLS viewers per stream (or per URL).
     #[arg(long, default_value_t = 10)]
     viewers: usize,
@@ -88,7 +98,11 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
         );
     }
     play.extend(cli.url.iter().cloned());
-    play.extend(cli.compare.iter().cloned());
+    let compare = match (&cli.compare_stream, cli.compare.as_slice()) {
+        (Some(status), _) => Some(Side::ab_pair(status, cli.admin_token.clone())),
+        (None, [a, b]) => Some([Side::Url(a.clone()), Side::Url(b.clone())]),
+        _ => None,
+    };
     let publish: Vec<String> = match (&cli.publish, &cli.publish_urls) {
         (Some(base), _) => (0..cli.streams)
             .map(|i| format!("{}/s{i}", base.trim_end_matches('/')))
@@ -102,7 +116,7 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
             .collect(),
         (None, None) => Vec::new(),
     };
-    if play.is_empty() && publish.is_empty() {
+    if play.is_empty() && publish.is_empty() && compare.is_none() {
         bail!("nothing to do: give --publish and/or --play, --url or --compare");
     }
     let total = cli.warmup + cli.duration;
@@ -116,6 +130,7 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
             flv: cli.flv.clone(),
             ffmpeg: cli.ffmpeg,
             play,
+            compare,
             viewers: cli.viewers,
             fetch_parts: !cli.playlist_only,
             legacy_viewers: cli.legacy_viewers,

@@ -106,6 +106,8 @@ pub struct Report {
     pub duration_s: f64,
     pub publishers: PublisherReport,
     pub targets: Vec<TargetReport>,
+    /// `--compare`: the two sides' figures and winners (the last two targets).
+    pub comparison: Option<crate::compare::Comparison>,
 }
 
 impl Report {
@@ -144,6 +146,9 @@ impl Report {
                 t.wakeup_ms.p50,
                 t.wakeup_ms.p99
             );
+        }
+        if let Some(c) = &self.comparison {
+            s += &c.markdown();
         }
         s
     }
@@ -296,6 +301,7 @@ mod tests {
                 &["refused".to_string()],
             ),
             targets: vec![TargetReport::from_viewers("http://a/media.m3u8", &[v])],
+            comparison: None,
         };
         assert_eq!(r.targets[0].latency_ms.p50, 700.0);
         assert_eq!(r.targets[0].wakeup_ms.p50, 3.0);

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::compare::{Comparison, Side, probe};
 use crate::report::{PublisherReport, Report, TargetReport};
 use crate::viewer::{Http, ViewerStats, legacy_viewer, ll_viewer};
 
@@ -15,8 +16,11 @@ pub struct RunConfig {
     pub publish: Vec<String>,
     pub flv: String,
     pub ffmpeg: bool,
-    /// Playback URLs to watch (one per stream, or the two of `--compare`).
+    /// Playback URLs to watch (one per stream).
     pub play: Vec<String>,
+    /// Two sides to compare (after `play`): probed from the start for their first playable
+    /// playlist, then watched like `play`.
+    pub compare: Option<[Side; 2]>,
     pub viewers: usize,
     /// LL viewers fetch every hinted part; without it they only make the blocking playlist
     /// requests (what measures wake-up when part bytes would saturate the generator).
@@ -52,7 +56,26 @@ pub async fn run(
                 }
             }));
         }
-        tokio::time::sleep(cfg.warmup).await;
+    }
+    let http = Http::new();
+    let probes = cfg.compare.clone().map(|sides| {
+        let deadline = start + cfg.warmup + cfg.duration.max(Duration::from_secs(60));
+        sides.map(|side| tokio::spawn(probe(http.clone(), side, start, deadline)))
+    });
+    tokio::time::sleep(cfg.warmup).await;
+    let mut play = cfg.play.clone();
+    let mut sides = None;
+    if let Some([a, b]) = probes {
+        let (a, b) = (a.await?, b.await?);
+        for p in [&a, &b] {
+            // A side that never appeared is still reported (with its errors).
+            play.push(
+                p.url
+                    .clone()
+                    .unwrap_or_else(|| format!("unavailable: {}", p.label)),
+            );
+        }
+        sides = Some([a, b]);
     }
     let until = Instant::now() + cfg.duration;
     let ticker = tokio::spawn(async move {
@@ -64,9 +87,8 @@ pub async fn run(
     });
     // One keep-alive pool for all viewers: every in-flight request still has a connection of
     // its own, and thousands of viewers do not each build a TLS configuration.
-    let http = Http::new();
     let mut groups = Vec::new();
-    for url in &cfg.play {
+    for url in &play {
         let mut handles = Vec::new();
         for _ in 0..cfg.viewers {
             handles.push(tokio::spawn(ll_viewer(
@@ -104,10 +126,15 @@ pub async fn run(
             Err(e) => errors.push(format!("{e:#}")),
         }
     }
+    let comparison = sides.map(|sides| {
+        let n = targets.len();
+        Comparison::new(sides, &targets[n - 2], &targets[n - 1])
+    });
     Ok(Report {
         started,
         duration_s: cfg.duration.as_secs_f64(),
         publishers: PublisherReport::from_publishers(&stats, &errors),
         targets,
+        comparison,
     })
 }

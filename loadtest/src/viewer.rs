@@ -35,7 +35,21 @@ impl Http {
 
     /// GET with a timeout; an error is reported as a status of 0.
     pub async fn get(&self, url: &str, timeout: Duration) -> (u16, Bytes) {
-        let Ok(req) = hyper::Request::get(url).body(Empty::new()) else {
+        self.get_with(url, &[], timeout).await
+    }
+
+    /// GET with extra request headers (an `authorization` for an admin API).
+    pub async fn get_with(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        timeout: Duration,
+    ) -> (u16, Bytes) {
+        let mut b = hyper::Request::get(url);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let Ok(req) = b.body(Empty::new()) else {
             return (0, Bytes::new());
         };
         let fut = async {

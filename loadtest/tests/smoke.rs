@@ -38,6 +38,7 @@ async fn smoke_run_reports_sane_numbers() {
             play: (0..2)
                 .map(|i| format!("http://{}/live/load/s{i}/index.m3u8", server.http_addr))
                 .collect(),
+            compare: None,
             viewers: 3,
             fetch_parts: true,
             legacy_viewers: 1,
@@ -90,6 +91,7 @@ async fn playlist_only_viewers_measure_wakeup() {
             flv: FIXTURE.into(),
             ffmpeg: false,
             play: vec![format!("http://{}/live/po/s0/index.m3u8", server.http_addr)],
+            compare: None,
             viewers: 5,
             fetch_parts: false,
             legacy_viewers: 0,

@@ -34,6 +34,15 @@ struct State {
     /// Report a connected input's status as `{"current":{"state"}}` instead of a string.
     status_object: bool,
     calls: Vec<(String, String)>,
+    receiver: Option<Receiver>,
+}
+
+/// A real ingest behind the fake: a second Glasscast receiving `live/{user}/{streamKey}`.
+struct Receiver {
+    registry: Arc<relay::registry::Registry>,
+    origin: Arc<origin::stream::Origin>,
+    http: String,
+    user: String,
 }
 
 /// The fake; `url` is the base up to `/stream`.
@@ -138,6 +147,37 @@ impl FakeCloudflare {
         uid
     }
 
+    /// Inputs are connected while `server` receives `live/{user}/{streamKey}` (the path the
+    /// `ingest` URL given to `start` leads to), live once it has a playable part, and play
+    /// from its origin: what the fake platform serves is what it received.
+    pub fn serve_from(&self, server: &glasscast::server::Server, user: &str) {
+        self.lock().receiver = Some(Receiver {
+            registry: server.registry.clone(),
+            origin: server.origin.clone(),
+            http: format!("http://{}", server.http_addr),
+            user: user.into(),
+        });
+    }
+
+    fn key_of(uid: &str) -> String {
+        format!("key-{}", &uid[24..])
+    }
+
+    /// Connection and liveness from the real ingest, when there is one.
+    fn refresh(st: &mut State) {
+        let Some(r) = &st.receiver else { return };
+        for i in st.inputs.values_mut() {
+            let path = relay::path::StreamPath {
+                user_id: r.user.clone(),
+                stream_id: Self::key_of(&i.uid),
+            };
+            i.connected = r.registry.get(&path).is_some_and(|s| s.is_publishing());
+            i.ever_connected |= i.connected;
+            i.live_video =
+                i.connected && r.origin.get(&path).is_some_and(|o| o.next_part_index() > 0);
+        }
+    }
+
     pub fn inputs(&self) -> Vec<Input> {
         self.lock().inputs.values().cloned().collect()
     }
@@ -158,7 +198,7 @@ impl FakeCloudflare {
     }
 
     fn input_json(st: &State, i: &Input) -> Value {
-        let key = format!("key-{}", &i.uid[24..]);
+        let key = Self::key_of(&i.uid);
         json!({
             "uid": i.uid,
             "meta": i.meta,
@@ -174,6 +214,7 @@ impl FakeCloudflare {
     fn handle(state: &Mutex<State>, req: FakeRequest) -> (u16, String) {
         let mut st = state.lock().unwrap();
         st.calls.push((req.method.clone(), req.path.clone()));
+        Self::refresh(&mut st);
         let auth = req
             .headers
             .get("authorization")
@@ -241,9 +282,15 @@ impl FakeCloudflare {
             ("GET", ["live_inputs", uid, "videos"]) => match st.inputs.get(*uid) {
                 Some(i) if i.live_video => envelope(json!([{
                     "uid": format!("video-{uid}"),
-                    "playback": {
-                        "hls": format!("https://customer-fake.cloudflarestream.com/{uid}/manifest/video.m3u8"),
-                        "dash": format!("https://customer-fake.cloudflarestream.com/{uid}/manifest/video.mpd"),
+                    "playback": match &st.receiver {
+                        Some(r) => json!({
+                            "hls": format!("{}/live/{}/{}/index.m3u8", r.http, r.user, Self::key_of(uid)),
+                            "dash": format!("{}/live/{}/{}/index.mpd", r.http, r.user, Self::key_of(uid)),
+                        }),
+                        None => json!({
+                            "hls": format!("https://customer-fake.cloudflarestream.com/{uid}/manifest/video.m3u8"),
+                            "dash": format!("https://customer-fake.cloudflarestream.com/{uid}/manifest/video.mpd"),
+                        }),
                     },
                     "status": {"state": "live-inprogress"},
                 }])),

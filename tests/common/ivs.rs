@@ -30,6 +30,9 @@ struct State {
     failing: u32,
     base: String,
     calls: Vec<String>,
+    /// A real ingest (nginx-rtmp): its HLS directory and HTTP base. A channel is live while
+    /// its playlist exists there, and plays from there.
+    ingest: Option<(std::path::PathBuf, String)>,
 }
 
 #[derive(Clone)]
@@ -128,6 +131,24 @@ impl FakeIvs {
         }
     }
 
+    /// Channels are live when the nginx-rtmp ingest writes their HLS into `hls_dir`, and
+    /// their playback URL is that HLS (`{http_base}/hls/{streamKey}.m3u8`).
+    pub fn serve_from(&self, hls_dir: std::path::PathBuf, http_base: String) {
+        self.lock().ingest = Some((hls_dir, http_base));
+    }
+
+    fn key_of(st: &State, arn: &str) -> String {
+        format!("sk_{}_{}", st.region, arn.rsplit('/').next().unwrap_or(""))
+    }
+
+    fn is_live(st: &State, c: &Channel) -> bool {
+        c.live
+            || st.ingest.as_ref().is_some_and(|(dir, _)| {
+                dir.join(format!("{}.m3u8", Self::key_of(st, &c.arn)))
+                    .exists()
+            })
+    }
+
     pub fn fail(&self, n: u32) {
         self.lock().failing = n;
     }
@@ -168,7 +189,10 @@ impl FakeIvs {
             "latencyMode": "LOW",
             "type": "STANDARD",
             "ingestEndpoint": st.ingest_host,
-            "playbackUrl": format!("https://fake.{}.playback.live-video.net/api/video/v1/{id}.m3u8", st.region),
+            "playbackUrl": match &st.ingest {
+                Some((_, http)) => format!("{http}/hls/{}.m3u8", Self::key_of(st, &c.arn)),
+                None => format!("https://fake.{}.playback.live-video.net/api/video/v1/{id}.m3u8", st.region),
+            },
             "tags": c.tags,
         })
     }
@@ -219,7 +243,7 @@ impl FakeIvs {
                 st.channels.insert(arn.clone(), c);
                 ok(json!({
                     "channel": channel,
-                    "streamKey": {"arn": format!("arn:aws:ivs:{}:123456789012:stream-key/{id}", st.region), "channelArn": arn, "value": format!("sk_{}_{id}", st.region)},
+                    "streamKey": {"arn": format!("arn:aws:ivs:{}:123456789012:stream-key/{id}", st.region), "channelArn": arn, "value": Self::key_of(&st, &arn)},
                 }))
             }
             "DeleteChannel" => match st.channels.remove(body["arn"].as_str().unwrap_or("")) {
@@ -231,7 +255,7 @@ impl FakeIvs {
                 None => err(404, "ResourceNotFoundException", "channel not found"),
             },
             "GetStream" => match st.channels.get(body["channelArn"].as_str().unwrap_or("")) {
-                Some(c) if c.live => ok(json!({"stream": {
+                Some(c) if Self::is_live(&st, c) => ok(json!({"stream": {
                     "channelArn": c.arn, "state": "LIVE", "health": "HEALTHY", "viewerCount": c.viewers,
                     "playbackUrl": Self::channel_json(&st, c)["playbackUrl"],
                 }})),
@@ -242,7 +266,7 @@ impl FakeIvs {
                 let streams: Vec<Value> = st
                     .channels
                     .values()
-                    .filter(|c| c.live)
+                    .filter(|c| Self::is_live(&st, c))
                     .map(|c| json!({"channelArn": c.arn, "state": "LIVE"}))
                     .collect();
                 ok(json!({ "streams": streams }))

@@ -13,8 +13,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::process::{Child, Command};
 
+pub mod cloud;
 pub mod cloudflare;
 pub mod ivs;
+pub mod media;
+pub mod nginx_rtmp;
 
 /// Fails loudly when a tool the tests need is missing (never skips).
 pub fn require(tool: &str) {
