@@ -33,6 +33,8 @@ struct State {
     /// A real ingest (nginx-rtmp): its HLS directory and HTTP base. A channel is live while
     /// its playlist exists there, and plays from there.
     ingest: Option<(std::path::PathBuf, String)>,
+    /// `ChannelNotBroadcasting` answers given.
+    not_broadcasting: u32,
 }
 
 #[derive(Clone)]
@@ -135,6 +137,16 @@ impl FakeIvs {
     /// their playback URL is that HLS (`{http_base}/hls/{streamKey}.m3u8`).
     pub fn serve_from(&self, hls_dir: std::path::PathBuf, http_base: String) {
         self.lock().ingest = Some((hls_dir, http_base));
+    }
+
+    /// The stream key of a channel this fake created.
+    pub fn stream_key(&self, arn: &str) -> String {
+        Self::key_of(&self.lock(), arn)
+    }
+
+    /// How many `GetStream` calls were answered `ChannelNotBroadcasting`.
+    pub fn not_broadcasting(&self) -> u32 {
+        self.lock().not_broadcasting
     }
 
     fn key_of(st: &State, arn: &str) -> String {
@@ -259,7 +271,10 @@ impl FakeIvs {
                     "channelArn": c.arn, "state": "LIVE", "health": "HEALTHY", "viewerCount": c.viewers,
                     "playbackUrl": Self::channel_json(&st, c)["playbackUrl"],
                 }})),
-                Some(_) => err(404, "ChannelNotBroadcasting", "Channel is not broadcasting"),
+                Some(_) => {
+                    st.not_broadcasting += 1;
+                    err(404, "ChannelNotBroadcasting", "Channel is not broadcasting")
+                }
                 None => err(404, "ResourceNotFoundException", "channel not found"),
             },
             "ListStreams" => {

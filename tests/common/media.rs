@@ -81,3 +81,36 @@ pub async fn packet_hashes(file: &Path, kind: &str) -> Vec<String> {
         .filter_map(|l| l.split(',').nth(5).map(|h| h.trim().to_string()))
         .collect()
 }
+
+/// The fixture's coded video frames as FLV tag bodies (sequence headers left out): what a
+/// byte-for-byte forward must deliver, tag for tag.
+pub fn fixture_video_tags() -> Vec<bytes::Bytes> {
+    let data = bytes::Bytes::from(std::fs::read(FIXTURE).expect("fixture"));
+    relay::flv::read_file(&data)
+        .expect("fixture parses")
+        .into_iter()
+        .filter(|t| t.kind == relay::flv::TagKind::Video && t.body.get(1) == Some(&1))
+        .map(|t| t.body)
+        .collect()
+}
+
+/// Collects the video tag bodies of every stream `server` receives, as they arrive.
+pub fn record_video_tags(
+    server: &glasscast::server::Server,
+) -> std::sync::Arc<std::sync::Mutex<Vec<bytes::Bytes>>> {
+    let got: std::sync::Arc<std::sync::Mutex<Vec<bytes::Bytes>>> = Default::default();
+    let sink = got.clone();
+    server.registry.on_new_stream(move |stream| {
+        // Subscribed before the first frame, with room for the whole test.
+        let mut rx = stream.subscribe(100_000);
+        let sink = sink.clone();
+        tokio::spawn(async move {
+            while let Some(m) = rx.recv().await {
+                if let relay::media::MediaMessage::Video(f) = m {
+                    sink.lock().unwrap().push(f.tag);
+                }
+            }
+        });
+    });
+    got
+}

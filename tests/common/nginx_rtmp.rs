@@ -133,6 +133,11 @@ impl NginxRtmp {
         Self::start_on(Some((self.port, dir)), None).await
     }
 
+    /// Where nginx records (`{key}.flv`) and writes HLS (`hls/`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     pub fn recording(&self, key: &str) -> PathBuf {
         self.dir.path().join(format!("{key}.flv"))
     }
