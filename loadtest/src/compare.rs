@@ -186,6 +186,9 @@ impl Comparison {
         for (name, a, b, w) in &self.figures {
             s += &format!("| {name} | {a} | {b} | {w} |\n");
         }
+        s += "\nLatency is read on each side's own EXT-X-PROGRAM-DATE-TIME: a platform stamps it at \
+              its ingest, so its figure leaves out the hop from the relay to it; the time to first \
+              playable playlist includes everything from the publish start.\n";
         s
     }
 }

@@ -4,6 +4,11 @@
 //! is never slowed by a consumer. A consumer whose queue is full is marked lagging; it then
 //! receives nothing until the next keyframe, where it is resynced with the current codec
 //! configs first. Every message it misses is counted.
+//!
+//! The media since the last keyframe (the current GOP, bounded) is kept and replayed to a new
+//! consumer, so one that joins mid-stream (a destination added through the API, the forward to
+//! a managed platform, which starts after the platform stream exists) starts at once instead of
+//! up to a GOP later, and starts complete: the frames it gets first decode.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +31,17 @@ pub struct Hub {
     video_config: Option<Arc<AvcConfig>>,
     audio_config: Option<Arc<AacConfig>>,
     dropped_total: u64,
+    /// Video and audio since the last keyframe; empty when there is none or it grew past
+    /// [`GOP_MAX_BYTES`] / [`GOP_MAX_MESSAGES`] (then new consumers start at the next one).
+    gop: Vec<MediaMessage>,
+    gop_bytes: usize,
+    gop_open: bool,
 }
+
+/// Largest GOP kept for replay (a 10 s GOP at 6 Mbit/s).
+pub const GOP_MAX_BYTES: usize = 8 << 20;
+/// Most messages kept for replay (10 s of 60 fps video with 48 kHz AAC).
+pub const GOP_MAX_MESSAGES: usize = 1200;
 
 impl Hub {
     pub fn new() -> Self {
@@ -34,7 +49,8 @@ impl Hub {
     }
 
     /// Adds a consumer with a queue of `capacity` messages. It starts with the current codec
-    /// configs and then waits for a keyframe, like a resynced consumer.
+    /// configs, then the current GOP from its keyframe when one is kept and fits in the queue,
+    /// then live media.
     pub fn subscribe(&mut self, capacity: usize) -> mpsc::Receiver<MediaMessage> {
         self.subscribe_counted(capacity).0
     }
@@ -53,6 +69,11 @@ impl Hub {
         };
         if self.video_config.is_some() || self.audio_config.is_some() {
             self.send_configs(&mut slot);
+        }
+        if !self.gop.is_empty() && self.gop.len() + 2 < slot.tx.capacity() {
+            for m in &self.gop {
+                let _ = slot.tx.try_send(m.clone());
+            }
         }
         self.slots.push(slot);
         (rx, dropped)
@@ -77,6 +98,40 @@ impl Hub {
         }
     }
 
+    /// Messages kept for replay to the next consumer.
+    pub fn gop_len(&self) -> usize {
+        self.gop.len()
+    }
+
+    fn keep(&mut self, msg: &MediaMessage) {
+        match msg {
+            MediaMessage::Video(f) if f.idr => {
+                self.gop.clear();
+                self.gop_bytes = 0;
+                self.gop_open = true;
+            }
+            MediaMessage::Video(_) | MediaMessage::Audio(_) => {}
+            // A new session restarts timestamps: never replay across it.
+            MediaMessage::PublisherLeft | MediaMessage::PublisherResumed => {
+                self.gop.clear();
+                self.gop_bytes = 0;
+                self.gop_open = false;
+                return;
+            }
+            MediaMessage::VideoConfig(_) | MediaMessage::AudioConfig(_) => return,
+        }
+        if !self.gop_open {
+            return;
+        }
+        self.gop_bytes += msg.payload_len();
+        self.gop.push(msg.clone());
+        if self.gop_bytes > GOP_MAX_BYTES || self.gop.len() > GOP_MAX_MESSAGES {
+            self.gop = Vec::new();
+            self.gop_bytes = 0;
+            self.gop_open = false;
+        }
+    }
+
     /// Sends one message to every consumer without waiting. Closed consumers are removed.
     pub fn publish(&mut self, msg: MediaMessage) {
         match &msg {
@@ -84,6 +139,7 @@ impl Hub {
             MediaMessage::AudioConfig(c) => self.audio_config = Some(c.clone()),
             _ => {}
         }
+        self.keep(&msg);
         let keyframe = msg.is_keyframe();
         let mut dropped = 0;
         let (video_config, audio_config) = (self.video_config.clone(), self.audio_config.clone());
@@ -123,6 +179,7 @@ impl Hub {
     /// Drops every sender: consumers see their queue end (the stream is over).
     pub fn close(&mut self) {
         self.slots.clear();
+        self.gop = Vec::new();
     }
 }
 
@@ -176,6 +233,48 @@ mod tests {
             .filter_map(|m| dts(&m))
             .collect();
         assert_eq!(got, vec![20, 21, 22, 23]);
+    }
+
+    #[test]
+    fn a_late_consumer_starts_at_the_current_keyframe() {
+        let mut hub = Hub::new();
+        let _early = hub.subscribe(64);
+        for i in 0..15 {
+            hub.publish(frame(i, i % 10 == 0));
+        }
+        assert_eq!(hub.gop_len(), 5);
+        let mut late = hub.subscribe(64);
+        hub.publish(frame(15, false));
+        let got: Vec<u32> = std::iter::from_fn(|| late.try_recv().ok())
+            .filter_map(|m| dts(&m))
+            .collect();
+        assert_eq!(got, vec![10, 11, 12, 13, 14, 15]);
+        // A GOP that does not fit the new queue is not replayed (live media only).
+        let mut small = hub.subscribe(4);
+        hub.publish(frame(16, false));
+        assert_eq!(small.try_recv().ok().as_ref().and_then(dts), Some(16));
+        // Nothing is replayed across a publisher reconnect.
+        hub.publish(MediaMessage::PublisherLeft);
+        let mut after = hub.subscribe(64);
+        hub.publish(MediaMessage::PublisherResumed);
+        hub.publish(frame(0, false));
+        let got: Vec<u32> = std::iter::from_fn(|| after.try_recv().ok())
+            .filter_map(|m| dts(&m))
+            .collect();
+        assert_eq!(got, vec![0]);
+        assert_eq!(hub.gop_len(), 0, "no keyframe of the new session yet");
+    }
+
+    #[test]
+    fn an_oversized_gop_is_not_kept() {
+        let mut hub = Hub::new();
+        hub.publish(frame(0, true));
+        for i in 1..=GOP_MAX_MESSAGES as u32 {
+            hub.publish(frame(i, false));
+        }
+        assert_eq!(hub.gop_len(), 0);
+        hub.publish(frame(5000, true));
+        assert_eq!(hub.gop_len(), 1);
     }
 
     #[test]
