@@ -1,7 +1,9 @@
 //! Secrets audit: the real binary at `trace` log level goes through everything that handles a
 //! secret (publishing with a stream key and with a token, restreaming to destinations whose
 //! URLs carry keys — from a static rule, the cloud and the API —, signed cloud calls with a
-//! bearer token, API calls with the admin token, key creation), then no secret may appear in
+//! bearer token, API calls with the admin token, key creation, `ab` delivery to a fake
+//! Cloudflare with its API token and a forward whose URL carries the live input's stream key),
+//! then no secret may appear in
 //! the log, in `/metrics`, in any API answer or in anything sent to the cloud except where the
 //! contract puts it (the authorize callback carries the credential it asks about).
 
@@ -20,6 +22,9 @@ const TOKEN_SECRET: &str = "TOKENSECRET-0123456789abcdef";
 const RULE_KEY: &str = "RULEDESTKEY-5521";
 const CLOUD_KEY: &str = "CLOUDDESTKEY-8812";
 const API_KEY: &str = "APIDESTKEY-3307";
+const CF_TOKEN: &str = "CFAPITOKEN-6a2c";
+/// The fake Cloudflare's stream key of its first live input.
+const CF_STREAM_KEY: &str = "key-abc00001";
 
 struct Audit {
     /// Every body the fake cloud received, by path.
@@ -54,6 +59,12 @@ async fn run(mode: &str, dest_rtmp: &str, secrets: &mut Vec<String>) -> (String,
         }
     })
     .await;
+    // The platform of `ab` mode; its ingest is the destination relay (plain RTMP).
+    let cf = common::cloudflare::FakeCloudflare::start(
+        CF_TOKEN,
+        &format!("rtmp://{dest_rtmp}/live/cf/"),
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let keys_file = dir.path().join("keys.json");
     let rule = format!("live/ -> rtmp://{dest_rtmp}/live/d/{RULE_KEY}");
@@ -71,6 +82,9 @@ async fn run(mode: &str, dest_rtmp: &str, secrets: &mut Vec<String>) -> (String,
             ("GLASSCAST_CLOUD_HEARTBEAT_MS", "300"),
             ("GLASSCAST_RESTREAM_RULES", &rule),
             ("GLASSCAST_METRICS_PER_STREAM_LABELS", "true"),
+            ("GLASSCAST_DELIVERY_MODE", "ab"),
+            ("GLASSCAST_MANAGED_CLOUDFLARE_API_URL", &cf.url),
+            ("GLASSCAST_MANAGED_CLOUDFLARE_API_TOKEN", CF_TOKEN),
         ],
     )
     .await;
@@ -149,6 +163,12 @@ async fn run(mode: &str, dest_rtmp: &str, secrets: &mut Vec<String>) -> (String,
         (active == 3).then_some(())
     })
     .await;
+    // The forward to the platform is up (its URL holds the live input's key).
+    eventually("forward active", Duration::from_secs(15), || async {
+        let (_, v) = request_json("GET", &stream, &hs, None).await;
+        (v["delivery"]["forwardStatus"] == "active").then_some(())
+    })
+    .await;
     for p in [
         "v1/streams".to_string(),
         "v1/streams/alice%40example.com/m1".into(),
@@ -199,6 +219,8 @@ async fn no_secret_reaches_logs_metrics_api_or_status() {
             RULE_KEY,
             CLOUD_KEY,
             API_KEY,
+            CF_TOKEN,
+            CF_STREAM_KEY,
         ]
         .map(String::from)
         .to_vec();
