@@ -436,3 +436,35 @@ async fn rejected_platform_credentials_stop_the_start_naming_the_platform() {
     );
     assert!(!err.contains("wrong-SECRET"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_idle_old_platform_streams_are_deleted_at_start() {
+    let fake = FakeCloudflare::start(CF_TOKEN, "rtmps://localhost:1/live/cf/").await;
+    let ours = json!({"glasscast": "glasscast", "userId": "u", "streamId": "s"});
+    let old = fake.insert(ours.clone(), "2026-01-01T00:00:00Z", false);
+    let live = fake.insert(ours.clone(), "2026-01-01T00:00:00Z", true);
+    let young = fake.insert(
+        ours,
+        &humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        false,
+    );
+    let foreign = fake.insert(
+        json!({"name": "someone else's"}),
+        "2026-01-01T00:00:00Z",
+        false,
+    );
+    let relay = relay_with(vec![
+        ("GLASSCAST_MANAGED_CLOUDFLARE_API_URL", fake.url.clone()),
+        ("GLASSCAST_MANAGED_CLOUDFLARE_API_TOKEN", CF_TOKEN.into()),
+    ])
+    .await;
+    eventually("the orphan deleted", Duration::from_secs(10), || async {
+        (!fake.inputs().iter().any(|i| i.uid == old)).then_some(())
+    })
+    .await;
+    let left: Vec<String> = fake.inputs().into_iter().map(|i| i.uid).collect();
+    for kept in [&live, &young, &foreign] {
+        assert!(left.contains(kept), "{kept} must stay: {left:?}");
+    }
+    relay.shutdown(Duration::from_secs(5)).await;
+}

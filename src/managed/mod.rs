@@ -10,9 +10,11 @@ pub mod cloudflare;
 pub mod delivery;
 pub mod ivs;
 pub mod mode;
+pub mod outputs;
 pub mod platforms;
 pub mod retry;
 pub mod shell;
+pub mod view;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -79,6 +81,11 @@ pub enum PlatformError {
     Credentials {
         platform: &'static str,
         message: String,
+    },
+    #[error("{platform} is not configured (set {settings})")]
+    NotConfigured {
+        platform: &'static str,
+        settings: &'static str,
     },
     #[error("{platform}: not found")]
     NotFound { platform: &'static str },

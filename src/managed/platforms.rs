@@ -75,9 +75,9 @@ impl Platforms {
                 "managed.ivs.access_key_id and managed.ivs.secret_access_key",
             ),
         };
-        p.clone().ok_or_else(|| PlatformError::Credentials {
+        p.clone().ok_or(PlatformError::NotConfigured {
             platform,
-            message: format!("not configured (set {keys})"),
+            settings: keys,
         })
     }
 
@@ -121,5 +121,22 @@ impl Platforms {
                 }
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unconfigured_platform_is_named_with_its_settings() {
+        let p = Platforms::default();
+        let e = p.get(PlatformKind::Ivs).err().unwrap().to_string();
+        assert_eq!(
+            e,
+            "AWS IVS is not configured (set managed.ivs.access_key_id and managed.ivs.secret_access_key)"
+        );
+        let e = p.get(PlatformKind::Cloudflare).err().unwrap().to_string();
+        assert!(e.starts_with("Cloudflare Stream is not configured"), "{e}");
     }
 }

@@ -13,10 +13,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use origin::stream::Origin;
-use relay::cloud::client::{Alternate, DeliveryReport, HlsReady, OutputStatus, StreamDirectives};
+use relay::cloud::client::{HlsReady, StreamDirectives};
 use relay::path::StreamPath;
 use relay::registry::{Registry, Stream};
-use relay::restream::destination::Destination;
 use relay::restream::restreamer::{DestinationSpec, Restreamer};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -25,111 +24,11 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::delivery::{Action, Delivery, DeliveryConfig};
 use super::mode::{DeliveryMode, PlatformKind};
+use super::outputs::{OutputSync, sync_outputs};
 use super::platforms::Platforms;
-use super::{LiveState, Platform, PlatformError, Playback};
+pub use super::view::{DeliveryView, Phase};
+use super::{LiveState, PlatformError, Playback};
 use crate::config::delivery::DeliverySettings;
-
-/// Where a stream's delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Waiting for the cloud's first answer (it may name the mode).
-    Deciding,
-    /// Our origin alone serves it (mode `self`).
-    Origin,
-    /// Creating the platform stream.
-    Creating,
-    /// Forwarding; the platform does not serve it yet.
-    Waiting,
-    /// The platform serves it.
-    Live,
-    /// The platform did not serve it in time; forwarding goes on.
-    NotServed,
-    /// The platform stream could not be created; our origin serves it instead.
-    FellBack,
-    /// The platform stream could not be created and falling back is off.
-    Failed,
-    /// Our stream ended.
-    Ended,
-}
-
-/// A stream's delivery as the control task and the admin API see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeliveryView {
-    pub mode: DeliveryMode,
-    pub platform: Option<PlatformKind>,
-    pub phase: Phase,
-    /// The platform's playback URLs, once it serves the stream.
-    pub playback: Option<Playback>,
-    pub viewers: Option<u64>,
-    /// What went wrong with the platform (names it; never a secret).
-    pub error: Option<String>,
-    /// The stream's destinations as platform outputs (`cloudflare` mode), keys masked.
-    pub outputs: Vec<OutputStatus>,
-}
-
-impl DeliveryView {
-    fn new(mode: DeliveryMode) -> Self {
-        Self {
-            mode,
-            platform: None,
-            phase: Phase::Deciding,
-            playback: None,
-            viewers: None,
-            error: None,
-            outputs: Vec::new(),
-        }
-    }
-
-    /// The platform side's state word (`connecting`, `active`, `error`, `stopped`).
-    pub fn platform_status(&self) -> &'static str {
-        match self.phase {
-            Phase::Deciding | Phase::Creating | Phase::Waiting => "connecting",
-            Phase::Live => "active",
-            Phase::NotServed | Phase::FellBack | Phase::Failed => "error",
-            Phase::Ended => "stopped",
-            Phase::Origin => "active",
-        }
-    }
-
-    /// What serves viewers: `self`, the platform's word, or `ab`.
-    pub fn serving(&self) -> &'static str {
-        match (self.mode, self.phase) {
-            (_, Phase::FellBack) => "self",
-            (DeliveryMode::Platform(_), Phase::Failed) => "none",
-            (mode, _) => mode.word(),
-        }
-    }
-
-    /// True when the platform alone was to serve the stream and it does not.
-    pub fn is_error(&self) -> bool {
-        matches!(self.mode, DeliveryMode::Platform(_))
-            && matches!(self.phase, Phase::Failed | Phase::NotServed)
-    }
-
-    /// `alternate` of a status report (`ab` mode).
-    pub fn alternate(&self) -> Option<Alternate> {
-        if self.mode != DeliveryMode::Ab {
-            return None;
-        }
-        let p = self.playback.as_ref();
-        Some(Alternate {
-            platform: self.platform.map_or("", PlatformKind::word).to_string(),
-            hls_url: p.map(|p| p.hls.clone()).unwrap_or_default(),
-            dash_url: p.and_then(|p| p.dash.clone()).unwrap_or_default(),
-            status: self.platform_status().to_string(),
-            viewers: self.viewers,
-        })
-    }
-
-    /// `delivery` of a status report: present unless the stream is simply ours.
-    pub fn report(&self) -> Option<DeliveryReport> {
-        (self.mode != DeliveryMode::Origin).then(|| DeliveryReport {
-            requested: self.mode.word().to_string(),
-            serving: self.serving().to_string(),
-            error: self.error.clone(),
-        })
-    }
-}
 
 /// The cloud's latest answer for one stream.
 #[derive(Debug, Clone, Default)]
@@ -575,66 +474,4 @@ impl Deliveries {
             }
         }
     }
-}
-
-/// The platform's outputs after a sync: URL -> output id, and their statuses.
-struct OutputSync {
-    outputs: HashMap<String, String>,
-    statuses: Vec<OutputStatus>,
-}
-
-/// Makes the platform's outputs of `id` match `want`: removes those no longer wanted, adds the
-/// new ones. A failed add is reported in its status and tried again at the next change.
-async fn sync_outputs(
-    p: Arc<dyn Platform>,
-    id: String,
-    want: Vec<DestinationSpec>,
-    mut have: HashMap<String, String>,
-) -> Result<OutputSync, PlatformError> {
-    let gone: Vec<String> = have
-        .keys()
-        .filter(|url| !want.iter().any(|w| &w.url == *url))
-        .cloned()
-        .collect();
-    for url in gone {
-        if let Some(out) = have.remove(&url) {
-            match p.remove_output(&id, &out).await {
-                Ok(()) | Err(PlatformError::NotFound { .. }) => {}
-                Err(e) => {
-                    warn!(error = %e, "could not remove a platform output");
-                    have.insert(url, out);
-                }
-            }
-        }
-    }
-    let mut statuses = Vec::new();
-    for w in &want {
-        let parsed = Destination::parse(&w.url);
-        let (oid, masked) = match &parsed {
-            Ok(d) => (d.id(), d.masked_url()),
-            Err(_) => (String::from("invalid"), String::from("***")),
-        };
-        let error = match (&parsed, have.contains_key(&w.url)) {
-            (Err(e), _) => Some(e.to_string()),
-            (Ok(_), true) => None,
-            (Ok(_), false) => match p.add_output(&id, &w.url).await {
-                Ok(o) => {
-                    have.insert(w.url.clone(), o.id);
-                    None
-                }
-                Err(e) => Some(e.to_string()),
-            },
-        };
-        statuses.push(OutputStatus {
-            id: oid,
-            name: w.name.clone(),
-            url: masked,
-            status: if error.is_some() { "error" } else { "active" }.into(),
-            error,
-        });
-    }
-    Ok(OutputSync {
-        outputs: have,
-        statuses,
-    })
 }
