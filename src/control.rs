@@ -66,18 +66,24 @@ struct Sources<'a> {
     restreamer: &'a Restreamer,
     origin: &'a Origin,
     deliveries: &'a Deliveries,
+    /// The delivery as last seen: its task may be gone by the `stopped` report.
+    last_delivery: Option<crate::managed::shell::DeliveryView>,
 }
 
 impl Sources<'_> {
     /// The report now; `word` is `active` or `stopped` (`active` turns into `error` when the
     /// platform that alone should serve the stream does not).
-    fn status(&self, word: &str, bitrate: u64) -> StreamStatus {
+    fn status(&mut self, word: &str, bitrate: u64) -> StreamStatus {
         let path = &self.stream.path;
         let viewers = self
             .origin
             .get(path)
             .map_or(0, |os| os.viewers(Instant::now(), Duration::from_secs(30)));
-        let delivery = self.deliveries.view(path);
+        let delivery = self
+            .deliveries
+            .view(path)
+            .or_else(|| self.last_delivery.take());
+        self.last_delivery.clone_from(&delivery);
         let mut outputs: Vec<OutputStatus> = self
             .restreamer
             .statuses(path)
@@ -149,11 +155,12 @@ async fn run(
     client: CloudClient,
     cfg: Arc<ControlConfig>,
 ) {
-    let src = Sources {
+    let mut src = Sources {
         stream: &stream,
         restreamer: &restreamer,
         origin: &origin,
         deliveries: &deliveries,
+        last_delivery: None,
     };
     let mut ready: Option<HlsReady> = None;
     let mut outbox: Outbox<StreamStatus> = Outbox::new(cfg.outbox);

@@ -296,6 +296,14 @@ async fn ab_mode_serves_both_and_compare_reports_both_sides() {
     );
     assert_eq!(s["status"], "active");
     assert_eq!(report.publishers.errors, 0);
+    let stopped = first_post(
+        &cloud,
+        "/api/rtmp-relay/stream-status",
+        "the stopped report",
+        |v| v["status"] == "stopped",
+    )
+    .await;
+    assert_eq!(stopped["alternate"]["status"], "stopped", "{stopped}");
     relay.shutdown(Duration::from_secs(5)).await;
     cf.ingest.shutdown(Duration::from_secs(5)).await;
 }
