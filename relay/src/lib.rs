@@ -20,3 +20,4 @@ pub mod net;
 pub mod path;
 pub mod registry;
 pub mod restream;
+pub mod rtmp;
