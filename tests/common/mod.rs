@@ -18,6 +18,7 @@ pub mod cloudflare;
 pub mod ivs;
 pub mod media;
 pub mod nginx_rtmp;
+pub mod rtmp_script;
 
 /// Fails loudly when a tool the tests need is missing (never skips).
 pub fn require(tool: &str) {
