@@ -20,6 +20,9 @@ pub enum FlvError {
     Truncated { kind: &'static str, len: usize },
     #[error("video codec id {0} is not supported (only H.264/AVC, id 7)")]
     UnsupportedVideoCodec(u8),
+    /// Enhanced RTMP: a FourCC video header (`hvc1`, `av01`, `vp09`, …).
+    #[error("video codec {0} ({fourcc}) is not supported yet: publish H.264/AVC", fourcc = codec_name(.0))]
+    UnsupportedFourCc(String),
     #[error("audio format {0} is not supported (only AAC, format 10)")]
     UnsupportedAudioFormat(u8),
     #[error("invalid AVC sequence header: {0}")]
@@ -30,6 +33,28 @@ pub enum FlvError {
     AvcPacketType(u8),
     #[error("not an FLV file (bad signature)")]
     NotFlv,
+}
+
+/// A readable name for an Enhanced RTMP FourCC.
+fn codec_name(fourcc: &str) -> &'static str {
+    match fourcc {
+        "hvc1" => "HEVC",
+        "av01" => "AV1",
+        "vp09" => "VP9",
+        "avc1" => "H.264 in an Enhanced RTMP header",
+        _ => "unknown",
+    }
+}
+
+impl FlvError {
+    /// True when the publisher's video can never be packaged (a codec we do not support):
+    /// the publish should be refused rather than served without picture.
+    pub fn is_unsupported_video_codec(&self) -> bool {
+        matches!(
+            self,
+            FlvError::UnsupportedVideoCodec(_) | FlvError::UnsupportedFourCc(_)
+        )
+    }
 }
 
 /// The type of a tag in an FLV file.
@@ -104,6 +129,14 @@ impl TagParser {
     pub fn handle_video(&mut self, tag: Bytes, dts: u32) -> Result<Option<MediaMessage>, FlvError> {
         if tag.is_empty() {
             return Ok(None);
+        }
+        if tag[0] & 0x80 != 0 {
+            // Enhanced RTMP (IsExHeader): a FourCC follows the packet type.
+            let fourcc = tag
+                .get(1..5)
+                .map(|f| String::from_utf8_lossy(f).into_owned())
+                .unwrap_or_default();
+            return Err(FlvError::UnsupportedFourCc(fourcc));
         }
         let codec = tag[0] & 0x0f;
         if codec != CODEC_AVC {

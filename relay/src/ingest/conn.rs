@@ -32,7 +32,7 @@ struct Conn<'a> {
     warned_video: bool,
     warned_audio: bool,
     /// Set when the connection must end after the pending output is written.
-    closing: Option<String>,
+    closing: Option<ConnError>,
 }
 
 async fn read_some<S: AsyncRead + Unpin>(
@@ -119,9 +119,9 @@ pub(super) async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
             if !out.is_empty() {
                 io.write_all(&out).await?;
             }
-            if let Some(reason) = conn.closing.take() {
+            if let Some(e) = conn.closing.take() {
                 let _ = io.shutdown().await;
-                return Err(ConnError::Rejected(reason));
+                return Err(e);
             }
             let Some(event) = session.poll_event() else {
                 break;
@@ -165,6 +165,13 @@ impl Conn<'_> {
                     match self.parser.handle_video(data, timestamp) {
                         Ok(Some(msg)) => p.send(msg),
                         Ok(None) => {}
+                        // A codec we cannot package would make a stream without picture:
+                        // refuse it, naming the codec, rather than serve broken output.
+                        Err(e) if e.is_unsupported_video_codec() => {
+                            warn!(error = %e, "refusing the publisher's video codec");
+                            session.fail_publish(&e.to_string());
+                            self.closing = Some(ConnError::UnsupportedCodec(e.to_string()));
+                        }
                         Err(e) => warn_once(&mut self.warned_video, &e),
                     }
                 }
@@ -193,12 +200,16 @@ impl Conn<'_> {
         cfg: &IngestConfig,
     ) -> Result<(), ConnError> {
         if self.publisher.is_some() {
-            self.reject(
-                session,
+            // The publish in progress goes on; only the second one is refused.
+            self.metrics
+                .publish_attempts
+                .get_or_create(&[("status", "already_publishing")])
+                .inc();
+            session.reject_publish(
                 request_id,
-                "already_publishing",
-                "this connection is already publishing".into(),
-            );
+                "NetStream.Publish.BadName",
+                "this connection is already publishing a stream",
+            )?;
             return Ok(());
         }
         let target = match PublishTarget::from_rtmp(app, name) {
@@ -299,8 +310,9 @@ impl Conn<'_> {
             .publish_attempts
             .get_or_create(&[("status", label)])
             .inc();
-        session.reject_publish(request_id, "NetStream.Publish.BadName", &reason);
-        self.closing = Some(reason);
+        // Nothing after a refused publish matters: the connection closes once this is sent.
+        let _ = session.reject_publish(request_id, "NetStream.Publish.BadName", &reason);
+        self.closing = Some(ConnError::Rejected(reason));
     }
 }
 

@@ -74,6 +74,8 @@ enum ConnError {
     Rejected(String),
     #[error("stream ended by the operator")]
     Kicked,
+    #[error("{0}")]
+    UnsupportedCodec(String),
 }
 
 impl ConnError {
@@ -95,6 +97,7 @@ impl ConnError {
             ConnError::Io(_) => Some("io"),
             ConnError::Session(e) => Some(e.kind()),
             ConnError::Panic => Some("panic"),
+            ConnError::UnsupportedCodec(_) => Some("unsupported_codec"),
             ConnError::Rejected(_) | ConnError::Kicked => None,
         }
     }

@@ -469,10 +469,28 @@ impl ServerSession {
 
     /// Refuses the publish `request_id` with `code` (`NetStream.Publish.BadName`, …) and a
     /// description the client shows (never a secret).
-    /// The connection should close once this is sent; nothing after the publish is handled.
-    pub fn reject_publish(&mut self, request_id: u32, code: &str, description: &str) {
+    /// Handling goes on after it (a connection that already publishes keeps doing so); close
+    /// the connection to stop there.
+    pub fn reject_publish(
+        &mut self,
+        request_id: u32,
+        code: &str,
+        description: &str,
+    ) -> Result<(), SessionError> {
         if let Some(p) = self.take_pending(request_id) {
             self.on_status(p.stream_id, status("error", code, description));
+        }
+        self.drain()
+    }
+
+    /// Ends an accepted publish with an error status the client shows (an encoder sending a
+    /// codec this relay cannot package); the connection should close once it is sent.
+    pub fn fail_publish(&mut self, description: &str) {
+        if let Some(id) = self.publishing.take() {
+            self.on_status(
+                id,
+                status("error", "NetStream.Publish.Rejected", description),
+            );
         }
     }
 

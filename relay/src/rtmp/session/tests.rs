@@ -380,11 +380,52 @@ fn a_refused_publish_gets_an_error_status_and_no_media_flows() {
     let mut refused = false;
     while let Some(e) = s.poll_event() {
         if let Event::PublishRequested { request_id, .. } = e {
-            s.reject_publish(request_id, "NetStream.Publish.BadName", "no");
+            s.reject_publish(request_id, "NetStream.Publish.BadName", "no")
+                .unwrap();
             refused = true;
         }
         assert!(!matches!(e, Event::Video { .. }), "no media before accept");
     }
     assert!(refused);
     assert!(!s.is_publishing());
+}
+
+#[test]
+fn a_second_publish_on_a_publishing_connection_can_be_refused_alone() {
+    let mut c = Script::new();
+    c.connect();
+    c.call("createStream", 2.0, None);
+    c.publish("a");
+    c.call("createStream", 3.0, None);
+    c.command(
+        2,
+        &[
+            Value::String("publish".into()),
+            Value::Number(6.0),
+            Value::Null,
+            Value::String("b".into()),
+        ],
+    );
+    c.msg(6, ty::VIDEO, 1, 0, Bytes::from_static(&[0x17, 1, 0, 0, 0]));
+    let mut s = ServerSession::new(SessionConfig::default());
+    s.handle_input(&c.bytes).unwrap();
+    let mut media = 0;
+    while let Some(e) = s.poll_event() {
+        match e {
+            Event::PublishRequested {
+                request_id, name, ..
+            } if name == "a" => s.accept_publish(request_id).unwrap(),
+            Event::PublishRequested { request_id, .. } => s
+                .reject_publish(
+                    request_id,
+                    "NetStream.Publish.BadName",
+                    "one per connection",
+                )
+                .unwrap(),
+            Event::Video { .. } => media += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(media, 1, "the first publish goes on");
+    assert!(s.is_publishing());
 }
