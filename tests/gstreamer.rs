@@ -1,5 +1,6 @@
 //! GStreamer: publishing through librtmp (`rtmpsink`, the client library the glasses use,
-//! which splits the URL as app `live/{userId}`, stream `{streamId}`) and playing the HLS output.
+//! which splits the URL as app `live/{userId}`, stream `{streamId}`) and through GStreamer's own
+//! RTMP client (`rtmp2sink`), and playing the HLS output.
 
 mod common;
 
@@ -17,6 +18,45 @@ fn gst_launch(pipeline: &str) -> Command {
     c
 }
 
+/// Publishes 5 s at 30 fps, like the glasses (H.264 with a 2 s GOP + AAC mono 44.1 kHz, live
+/// sources), through `sink` (`rtmpsink location=URL` or `rtmp2sink location=URL`).
+async fn gst_publish(sink: &str, url: &str) {
+    let pipeline = format!(
+        "videotestsrc is-live=true num-buffers=150 ! video/x-raw,width=640,height=360,framerate=30/1 \
+         ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 ! h264parse ! queue ! mux. \
+         audiotestsrc is-live=true num-buffers=215 samplesperbuffer=1024 ! audio/x-raw,rate=44100,channels=1 \
+         ! audioconvert ! avenc_aac ! aacparse ! queue ! mux. \
+         flvmux name=mux streamable=true ! {sink} location={url}"
+    );
+    let out = gst_launch(&pipeline).output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "gst {sink} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtmp2sink_publishes() {
+    let server = start(&[
+        ("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "500"),
+        ("GLASSCAST_HLS_WINDOW_SEGMENTS", "100"),
+    ])
+    .await;
+    // GStreamer's own RTMP client (not librtmp): its connect and publish sequence.
+    gst_publish(
+        "rtmp2sink",
+        &format!("rtmp://{}/live/glass2/g2", server.rtmp_addr),
+    )
+    .await;
+    let base = http_url(&server, "live/glass2/g2");
+    wait_ended(&base, Duration::from_secs(15)).await;
+    let (video, _audio, errors) = decode(&format!("{base}/index.m3u8")).await;
+    assert!(errors.trim().is_empty(), "{errors}");
+    within_2pct("video frames", video, 150);
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn librtmp_publisher_and_gstreamer_player() {
     let server = start(&[
@@ -24,21 +64,8 @@ async fn librtmp_publisher_and_gstreamer_player() {
         ("GLASSCAST_HLS_WINDOW_SEGMENTS", "100"),
     ])
     .await;
-    // 5 s at 30 fps, like the glasses: H.264 (2 s GOP) + AAC mono 44.1 kHz, live sources.
     let url = format!("rtmp://{}/live/glass%40example.com/g1", server.rtmp_addr);
-    let pipeline = format!(
-        "videotestsrc is-live=true num-buffers=150 ! video/x-raw,width=640,height=360,framerate=30/1 \
-         ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 ! h264parse ! queue ! mux. \
-         audiotestsrc is-live=true num-buffers=215 samplesperbuffer=1024 ! audio/x-raw,rate=44100,channels=1 \
-         ! audioconvert ! avenc_aac ! aacparse ! queue ! mux. \
-         flvmux name=mux streamable=true ! rtmpsink location={url}"
-    );
-    let out = gst_launch(&pipeline).output().await.unwrap();
-    assert!(
-        out.status.success(),
-        "gst rtmpsink failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    gst_publish("rtmpsink", &url).await;
 
     // librtmp split the path differently from ffmpeg; the stream still lands on the decoded
     // user id and stream id.
