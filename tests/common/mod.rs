@@ -17,6 +17,7 @@ pub mod cloud;
 pub mod cloudflare;
 pub mod ivs;
 pub mod media;
+pub mod netns;
 pub mod nginx_rtmp;
 pub mod rtmp_script;
 
@@ -58,6 +59,8 @@ pub struct Source {
     pub gop: u32,
     pub bframes: u32,
     pub seconds: f64,
+    /// Video bitrate cap (kbit/s); `None` = the encoder's choice.
+    pub video_kbps: Option<u32>,
 }
 
 impl Source {
@@ -68,6 +71,7 @@ impl Source {
             gop: 60,
             bframes: 0,
             seconds,
+            video_kbps: None,
         }
     }
 
@@ -109,7 +113,18 @@ pub async fn publish_output(src: &Source, url: &str) -> (bool, String) {
 }
 
 fn publish_command(src: &Source, url: &str) -> Command {
-    let mut c = Command::new("ffmpeg");
+    publish_args(Command::new("ffmpeg"), src, url)
+}
+
+/// Starts `ffmpeg -re` publishing `src` to `url` through `ffmpeg` (a command that runs
+/// ffmpeg, e.g. inside a network namespace).
+pub fn publish_via(ffmpeg: Command, src: &Source, url: &str) -> Child {
+    publish_args(ffmpeg, src, url)
+        .spawn()
+        .expect("ffmpeg starts")
+}
+
+fn publish_args(mut c: Command, src: &Source, url: &str) -> Command {
     c.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"]);
     if let Some((w, h, fps)) = src.video {
         c.args([
@@ -138,6 +153,16 @@ fn publish_command(src: &Source, url: &str) -> Command {
             "-bf",
             &src.bframes.to_string(),
         ]);
+        if let Some(k) = src.video_kbps {
+            c.args([
+                "-b:v",
+                &format!("{k}k"),
+                "-maxrate",
+                &format!("{k}k"),
+                "-bufsize",
+                &format!("{k}k"),
+            ]);
+        }
         if src.bframes > 0 {
             // zerolatency disables B-frames; turn them back on explicitly.
             c.args([
