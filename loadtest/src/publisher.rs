@@ -7,22 +7,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use relay::flv::{FileTag, TagKind};
 use relay::restream::destination::Destination;
-use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-use rml_rtmp::sessions::{
-    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
-};
+use rml_rtmp::sessions::ClientSessionResult;
 use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-async fn write(sock: &mut TcpStream, results: Vec<ClientSessionResult>) -> anyhow::Result<()> {
-    for r in results {
-        if let ClientSessionResult::OutboundResponse(p) = r {
-            sock.write_all(&p.bytes).await?;
-        }
-    }
-    Ok(())
-}
 
 /// What one publisher managed.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -46,78 +34,14 @@ pub async fn publish_flv(
     let dest = Destination::parse(url).context("publish URL")?;
     let mut sock = TcpStream::connect((dest.host.as_str(), dest.port)).await?;
     sock.set_nodelay(true)?;
-    let mut hs = Handshake::new(PeerType::Client);
-    sock.write_all(
-        &hs.generate_outbound_p0_and_p1()
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+    let mut session = relay::rtmp::client::connect_and_publish(
+        &mut sock,
+        &dest.app,
+        dest.key(),
+        &dest.tc_url(),
+        Duration::from_secs(10),
     )
     .await?;
-    let mut buf = vec![0u8; 8192];
-    let mut input = loop {
-        let n = sock.read(&mut buf).await?;
-        if n == 0 {
-            bail!("closed during handshake");
-        }
-        match hs
-            .process_bytes(&buf[..n])
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?
-        {
-            HandshakeProcessResult::InProgress { response_bytes } => {
-                sock.write_all(&response_bytes).await?
-            }
-            HandshakeProcessResult::Completed {
-                response_bytes,
-                remaining_bytes,
-            } => {
-                sock.write_all(&response_bytes).await?;
-                break remaining_bytes;
-            }
-        }
-    };
-    let mut cfg = ClientSessionConfig::new();
-    cfg.tc_url = Some(dest.tc_url());
-    let (mut session, initial) = ClientSession::new(cfg).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    write(&mut sock, initial).await?;
-    let r = session
-        .request_connection(dest.app.clone())
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    write(&mut sock, vec![r]).await?;
-    loop {
-        let results = session
-            .handle_input(&input)
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        let mut out = Vec::new();
-        let mut publishing = false;
-        for r in results {
-            match r {
-                ClientSessionResult::RaisedEvent(ClientSessionEvent::ConnectionRequestAccepted) => {
-                    out.push(
-                        session
-                            .request_publishing(dest.key().to_string(), PublishRequestType::Live)
-                            .map_err(|e| anyhow::anyhow!("{e:?}"))?,
-                    );
-                }
-                ClientSessionResult::RaisedEvent(ClientSessionEvent::PublishRequestAccepted) => {
-                    publishing = true
-                }
-                ClientSessionResult::RaisedEvent(
-                    ClientSessionEvent::ConnectionRequestRejected { description },
-                ) => {
-                    bail!("connect rejected: {description}")
-                }
-                other => out.push(other),
-            }
-        }
-        write(&mut sock, out).await?;
-        if publishing {
-            break;
-        }
-        let n = sock.read(&mut buf).await?;
-        if n == 0 {
-            bail!("publish refused (connection closed)");
-        }
-        input = buf[..n].to_vec();
-    }
     let (mut reader, mut writer) = sock.into_split();
     // Drain what the server sends (acks, pings); nothing of it matters here.
     let drain = tokio::spawn(async move {

@@ -1,5 +1,5 @@
-//! One tokio task per destination: connects over TCP or TLS, publishes with `rml_rtmp`'s
-//! client session, and forwards the stream's FLV payloads byte for byte, supervised by
+//! One tokio task per destination: connects over TCP or TLS, publishes with the shared
+//! [`crate::rtmp::client`], and forwards the stream's FLV payloads byte for byte, supervised by
 //! [`Supervisor`]. It reads the stream from its own bounded hub queue, so a slow destination
 //! loses frames (resynced at the next keyframe, counted) and never slows anything else.
 
@@ -7,11 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-use rml_rtmp::sessions::{
-    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
-    PublishRequestType, StreamMetadata,
-};
+use rml_rtmp::sessions::{ClientSession, ClientSessionResult, StreamMetadata};
 use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -27,6 +23,7 @@ use super::forwarder::{Forwarder, Outgoing};
 use super::supervisor::{Action, BackoffConfig, DestState, Failure, Supervisor};
 use crate::media::MediaMessage;
 use crate::registry::Stream;
+use crate::rtmp::client::ClientError;
 
 /// Pusher settings shared by every destination.
 #[derive(Clone)]
@@ -245,21 +242,6 @@ async fn io_timeout<T>(
     }
 }
 
-async fn write_results(
-    io: &mut Box<dyn Io>,
-    results: Vec<ClientSessionResult>,
-    timeout: Duration,
-) -> Result<u64, Failure> {
-    let mut n = 0;
-    for r in results {
-        if let ClientSessionResult::OutboundResponse(p) = r {
-            io_timeout(timeout, "write", io.write_all(&p.bytes)).await?;
-            n += p.bytes.len() as u64;
-        }
-    }
-    Ok(n)
-}
-
 /// Resolves and connects, with a bounded send buffer and TCP_NODELAY.
 async fn connect_tcp(host: &str, port: u16, send_buffer: u32) -> std::io::Result<TcpStream> {
     let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
@@ -305,108 +287,15 @@ async fn connect(
         Box::new(tcp)
     };
 
-    let mut hs = Handshake::new(PeerType::Client);
-    let p0p1 = hs
-        .generate_outbound_p0_and_p1()
-        .map_err(|e| Failure::Network(format!("handshake: {e:?}")))?;
-    io_timeout(t, "handshake", io.write_all(&p0p1)).await?;
-    let mut buf = vec![0u8; 16 * 1024];
-    let leftover = loop {
-        let n = io_timeout(t, "handshake", io.read(&mut buf)).await?;
-        if n == 0 {
-            return Err(Failure::Network("closed during handshake".into()));
-        }
-        match hs
-            .process_bytes(&buf[..n])
-            .map_err(|e| Failure::Network(format!("handshake: {e:?}")))?
-        {
-            HandshakeProcessResult::InProgress { response_bytes } => {
-                io_timeout(t, "handshake", io.write_all(&response_bytes)).await?;
-            }
-            HandshakeProcessResult::Completed {
-                response_bytes,
-                remaining_bytes,
-            } => {
-                io_timeout(t, "handshake", io.write_all(&response_bytes)).await?;
-                break remaining_bytes;
-            }
-        }
-    };
-
-    let mut config = ClientSessionConfig::new();
-    config.tc_url = Some(dest.tc_url());
-    let (mut session, initial) =
-        ClientSession::new(config).map_err(|e| Failure::Network(format!("session: {e:?}")))?;
-    write_results(&mut io, initial, t).await?;
-    let r = session
-        .request_connection(dest.app.clone())
-        .map_err(|e| Failure::Network(format!("connect: {e:?}")))?;
-    write_results(&mut io, vec![r], t).await?;
-
-    let mut connected = false;
-    let mut input = leftover;
-    loop {
-        let results = session
-            .handle_input(&input)
-            .map_err(|e| Failure::Network(format!("rtmp: {e:?}")))?;
-        let mut to_send = Vec::new();
-        for r in results {
-            if let ClientSessionResult::RaisedEvent(e) = &r {
-                tracing::debug!(event = ?e, "rtmp event while connecting");
-            }
-            match r {
-                ClientSessionResult::RaisedEvent(ClientSessionEvent::ConnectionRequestAccepted) => {
-                    connected = true;
-                    let r = session
-                        .request_publishing(dest.key().to_string(), PublishRequestType::Live)
-                        .map_err(|e| Failure::Network(format!("publish: {e:?}")))?;
-                    to_send.push(r);
-                }
-                ClientSessionResult::RaisedEvent(
-                    ClientSessionEvent::ConnectionRequestRejected { description },
-                ) => {
-                    return Err(Failure::Rejected(format!(
-                        "connect rejected: {description}"
-                    )));
-                }
-                ClientSessionResult::RaisedEvent(ClientSessionEvent::PublishRequestAccepted) => {
-                    write_results(&mut io, to_send, t).await?;
-                    return Ok((io, session));
-                }
-                ClientSessionResult::RaisedEvent(
-                    ClientSessionEvent::UnhandleableOnStatusCode { code },
-                ) => {
-                    if [
-                        "BadName",
-                        "Denied",
-                        "Rejected",
-                        "Failed",
-                        "Unauthorized",
-                        "Forbidden",
-                    ]
-                    .iter()
-                    .any(|w| code.contains(w))
-                    {
-                        return Err(Failure::Rejected(format!("publish rejected: {code}")));
-                    }
-                }
-                other => to_send.push(other),
-            }
-        }
-        write_results(&mut io, to_send, t).await?;
-        let n = io_timeout(t, "waiting for publish", io.read(&mut buf)).await?;
-        tracing::debug!(bytes = n, connected, "read while connecting");
-        if n == 0 {
-            return Err(if connected {
-                Failure::ClosedBeforePublish(
-                    "destination closed the connection before accepting publish".into(),
-                )
-            } else {
-                Failure::Network("destination closed the connection during connect".into())
-            });
-        }
-        input = buf[..n].to_vec();
-    }
+    let session =
+        crate::rtmp::client::connect_and_publish(&mut io, &dest.app, dest.key(), &dest.tc_url(), t)
+            .await
+            .map_err(|e| match e {
+                ClientError::Refused(m) => Failure::Rejected(m),
+                ClientError::ClosedBeforePublish(m) => Failure::ClosedBeforePublish(m),
+                ClientError::Network(m) => Failure::Network(m),
+            })?;
+    Ok((io, session))
 }
 
 fn metadata(m: &super::forwarder::Metadata) -> StreamMetadata {
