@@ -5,6 +5,8 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod control;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod managed;
 pub mod metrics;
 pub mod server;

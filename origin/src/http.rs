@@ -343,13 +343,13 @@ async fn multivariant(state: &HttpState, os: &Arc<OriginStream>, gzip: bool) -> 
 
 /// Parsed `_HLS_*` directives.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct Directives {
+pub(crate) struct Directives {
     msn: Option<u64>,
     part: Option<u64>,
     skip: bool,
 }
 
-fn parse_directives(query: Option<&str>) -> Result<Directives, &'static str> {
+pub(crate) fn parse_directives(query: Option<&str>) -> Result<Directives, &'static str> {
     let mut d = Directives::default();
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));

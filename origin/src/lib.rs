@@ -4,6 +4,8 @@ pub mod body;
 pub mod cmaf;
 pub mod dash;
 pub mod fragmenter;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod limits;
 pub mod metrics;

@@ -115,26 +115,28 @@ pub fn sps_dimensions(sps_nal: &[u8]) -> Result<(u32, u32), AvcError> {
     }
     r.ue()?; // max_num_ref_frames
     r.bit()?; // gaps_in_frame_num_value_allowed_flag
-    let width_mbs = r.ue()? + 1;
-    let height_map_units = r.ue()? + 1;
-    let frame_mbs_only = r.bit()?;
+    // In u64: every Exp-Golomb value may be up to 2^32 - 1, and the arithmetic below must not
+    // overflow on a hostile SPS.
+    let width_mbs = u64::from(r.ue()?) + 1;
+    let height_map_units = u64::from(r.ue()?) + 1;
+    let frame_mbs_only = u64::from(r.bit()?);
     if frame_mbs_only == 0 {
         r.bit()?; // mb_adaptive_frame_field_flag
     }
     r.bit()?; // direct_8x8_inference_flag
-    let (mut crop_l, mut crop_r, mut crop_t, mut crop_b) = (0, 0, 0, 0);
+    let (mut crop_l, mut crop_r, mut crop_t, mut crop_b) = (0u64, 0u64, 0u64, 0u64);
     if r.bit()? == 1 {
-        crop_l = r.ue()?;
-        crop_r = r.ue()?;
-        crop_t = r.ue()?;
-        crop_b = r.ue()?;
+        crop_l = u64::from(r.ue()?);
+        crop_r = u64::from(r.ue()?);
+        crop_t = u64::from(r.ue()?);
+        crop_b = u64::from(r.ue()?);
     }
     let chroma_array_type = if separate_colour_plane == 1 {
         0
     } else {
         chroma_format_idc
     };
-    let (sub_w, sub_h) = match chroma_array_type {
+    let (sub_w, sub_h): (u64, u64) = match chroma_array_type {
         1 => (2, 2),
         2 => (2, 1),
         _ => (1, 1),
@@ -153,7 +155,7 @@ pub fn sps_dimensions(sps_nal: &[u8]) -> Result<(u32, u32), AvcError> {
     if width == 0 || height == 0 || width > 16384 || height > 16384 {
         return Err(AvcError::BadSps);
     }
-    Ok((width, height))
+    Ok((width as u32, height as u32))
 }
 
 fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), EndOfData> {
@@ -162,7 +164,7 @@ fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), EndOfData
     for _ in 0..size {
         if next != 0 {
             let delta = r.se()?;
-            next = (last + delta + 256) % 256;
+            next = (i64::from(last) + i64::from(delta)).rem_euclid(256) as i32;
         }
         if next != 0 {
             last = next;

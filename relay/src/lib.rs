@@ -11,6 +11,8 @@ pub mod auth;
 mod bits;
 pub mod cloud;
 pub mod flv;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod h264;
 pub mod hub;
 pub mod ingest;

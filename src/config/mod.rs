@@ -192,9 +192,15 @@ pub fn load(
     }
 }
 
+/// Layers a configuration file's text alone (no environment, no flags); returns the layers and
+/// the problems found.
+pub fn layer_text(text: &str) -> (Layered, Vec<String>) {
+    layers::layer(Some(("config", text)), std::iter::empty(), &[])
+}
+
 /// Parses a configuration file alone (no environment, no flags) into its sections.
 pub fn from_str(text: &str) -> Result<Sections, Vec<String>> {
-    let (layered, errors) = layers::layer(Some(("config", text)), std::iter::empty(), &[]);
+    let (layered, errors) = layer_text(text);
     if errors.is_empty() {
         Ok(layered.sections)
     } else {
