@@ -429,3 +429,64 @@ fn a_second_publish_on_a_publishing_connection_can_be_refused_alone() {
     assert_eq!(media, 1, "the first publish goes on");
     assert!(s.is_publishing());
 }
+
+/// Real publishers' byte streams, recorded through a proxy (`tests/fixtures/*-session.bin`,
+/// what the client sent, handshake included): ffmpeg, librtmp (GStreamer `rtmpsink`) and
+/// GStreamer's `rtmp2sink`, each publishing 1 s of 320x240 video and AAC.
+const RECORDED: [(&str, &[u8]); 3] = [
+    (
+        "ffmpeg",
+        include_bytes!("../../../tests/fixtures/ffmpeg-session.bin"),
+    ),
+    (
+        "librtmp",
+        include_bytes!("../../../tests/fixtures/librtmp-session.bin"),
+    ),
+    (
+        "rtmp2",
+        include_bytes!("../../../tests/fixtures/rtmp2-session.bin"),
+    ),
+];
+
+#[test]
+fn recorded_sessions_publish() {
+    for (name, bytes) in RECORDED {
+        let (events, _) = run(bytes, &[usize::MAX]);
+        let published = events.iter().find_map(|e| match e {
+            Event::PublishRequested { app, name, .. } => Some(format!("{app}/{name}")),
+            _ => None,
+        });
+        assert_eq!(
+            published.as_deref(),
+            Some(&*format!("live/rec/{name}")),
+            "{name}"
+        );
+        let video = events
+            .iter()
+            .filter(|e| matches!(e, Event::Video { .. }))
+            .count();
+        let audio = events
+            .iter()
+            .filter(|e| matches!(e, Event::Audio { .. }))
+            .count();
+        // 30 frames and ~43 AAC frames, plus their sequence headers.
+        assert!(
+            video >= 30 && audio >= 40,
+            "{name}: {video} video, {audio} audio"
+        );
+    }
+}
+
+proptest! {
+    /// However a real publisher's bytes arrive, the same events in the same order.
+    #[test]
+    fn recorded_sessions_split_anyhow_give_the_same_events(
+        which in 0usize..3,
+        cuts in proptest::collection::vec(1usize..5000, 1..60),
+    ) {
+        let (_, bytes) = RECORDED[which];
+        let (want, _) = run(bytes, &[usize::MAX]);
+        let (got, _) = run(bytes, &cuts);
+        prop_assert_eq!(got, want);
+    }
+}
