@@ -30,3 +30,17 @@ pub async fn accept(
         }
     }
 }
+
+/// `f` within `t`; an error or the timeout as one line naming `what` (`"write: timed out
+/// after 5s"`), for the caller to wrap in its own error type.
+pub async fn within<T>(
+    t: std::time::Duration,
+    what: &str,
+    f: impl std::future::Future<Output = std::io::Result<T>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(t, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Err(_) => Err(format!("{what}: timed out after {t:?}")),
+    }
+}

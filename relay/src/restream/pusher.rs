@@ -235,11 +235,9 @@ async fn io_timeout<T>(
     what: &str,
     f: impl std::future::Future<Output = std::io::Result<T>>,
 ) -> Result<T, Failure> {
-    match tokio::time::timeout(d, f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(Failure::Network(format!("{what}: {e}"))),
-        Err(_) => Err(Failure::Network(format!("{what}: timed out after {d:?}"))),
-    }
+    crate::net::within(d, what, f)
+        .await
+        .map_err(Failure::Network)
 }
 
 /// Resolves and connects, with a bounded send buffer and TCP_NODELAY.

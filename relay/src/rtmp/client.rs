@@ -214,13 +214,9 @@ async fn within<T>(
     what: &str,
     f: impl std::future::Future<Output = std::io::Result<T>>,
 ) -> Result<T, ClientError> {
-    match tokio::time::timeout(t, f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(ClientError::Network(format!("{what}: {e}"))),
-        Err(_) => Err(ClientError::Network(format!(
-            "{what}: timed out after {t:?}"
-        ))),
-    }
+    crate::net::within(t, what, f)
+        .await
+        .map_err(ClientError::Network)
 }
 
 /// Handshakes, connects and publishes on `io`, each read and write bounded by `timeout`;

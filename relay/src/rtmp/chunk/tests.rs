@@ -15,6 +15,17 @@ fn msg(csid: u32, type_id: u8, ts: u32, len: usize, fill: u8) -> Message {
     }
 }
 
+/// Reads messages until more input is needed (`None`) or an error.
+fn first_error(r: &mut ChunkReader) -> Option<ChunkError> {
+    loop {
+        match r.next_message() {
+            Ok(Some(_)) => {}
+            Ok(None) => return None,
+            Err(e) => return Some(e),
+        }
+    }
+}
+
 fn read_all(r: &mut ChunkReader) -> Vec<Message> {
     std::iter::from_fn(|| r.next_message().unwrap()).collect()
 }
@@ -183,17 +194,7 @@ fn declared_lengths_and_ids_are_bounded() {
         bytes.extend([0x00, csid, 0, 0, 0, 0, 0, 1, 9, 1, 0, 0, 0, 0xaa]);
     }
     r.push(&bytes);
-    let mut err = None;
-    loop {
-        match r.next_message() {
-            Ok(Some(_)) => {}
-            Ok(None) => break,
-            Err(e) => {
-                err = Some(e);
-                break;
-            }
-        }
-    }
+    let err = first_error(&mut r);
     assert_eq!(err, Some(ChunkError::TooManyChunkStreams(64)));
     // Partial messages past the reassembly bound.
     let mut r = ChunkReader::new(ChunkLimits {
@@ -206,17 +207,7 @@ fn declared_lengths_and_ids_are_bounded() {
         bytes.extend(type0(csid, 0, 100_000, 9, &[0; 128]));
     }
     r.push(&bytes);
-    let mut err = None;
-    loop {
-        match r.next_message() {
-            Ok(Some(_)) => {}
-            Ok(None) => break,
-            Err(e) => {
-                err = Some(e);
-                break;
-            }
-        }
-    }
+    let err = first_error(&mut r);
     assert_eq!(err, Some(ChunkError::ReassemblyMemory(1000)));
     // A huge chunk size is accepted (and allocates nothing).
     let mut r = ChunkReader::new(ChunkLimits::default());
