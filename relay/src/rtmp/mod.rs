@@ -7,4 +7,5 @@ pub mod amf0;
 pub mod chunk;
 pub mod client;
 pub mod handshake;
+pub mod script;
 pub mod session;

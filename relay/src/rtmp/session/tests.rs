@@ -1,106 +1,28 @@
 use super::*;
 use crate::rtmp::handshake::PACKET;
+use crate::rtmp::script::RtmpScript;
 use proptest::prelude::*;
-
-/// A scripted publisher: builds what a client sends, whatever the chunk size and interleaving.
-struct Script {
-    bytes: Vec<u8>,
-    writer: ChunkWriter,
-}
 
 fn cmd(values: &[Value]) -> Bytes {
     Bytes::from(amf0::encode_all(values))
 }
 
-impl Script {
-    fn new() -> Self {
-        let mut bytes = vec![3u8];
-        bytes.extend((0..PACKET).map(|i| (i * 7) as u8));
-        bytes.extend(vec![0u8; PACKET]);
-        Self {
-            bytes,
-            writer: ChunkWriter::new(128),
-        }
-    }
-
-    fn msg(&mut self, csid: u32, type_id: u8, stream_id: u32, ts: u32, payload: Bytes) {
-        self.writer.write(
-            &mut self.bytes,
-            &Message {
-                csid,
-                type_id,
-                stream_id,
-                timestamp: ts,
-                payload,
-            },
-        );
-    }
-
-    fn chunk_size(&mut self, n: u32) {
-        self.msg(
-            2,
-            ty::SET_CHUNK_SIZE,
-            0,
-            0,
-            Bytes::copy_from_slice(&n.to_be_bytes()),
-        );
-        self.writer.set_chunk_size(n as usize);
-    }
-
-    fn command(&mut self, stream_id: u32, values: &[Value]) {
-        self.msg(3, ty::COMMAND_AMF0, stream_id, 0, cmd(values));
-    }
-
-    fn connect(&mut self) {
-        self.command(
-            0,
-            &[
-                Value::String("connect".into()),
-                Value::Number(1.0),
-                Value::Object(vec![
-                    ("app".into(), Value::String("live".into())),
-                    ("tcUrl".into(), Value::String("rtmp://h/live".into())),
-                    ("objectEncoding".into(), Value::Number(0.0)),
-                ]),
-            ],
-        );
-    }
-
-    fn call(&mut self, name: &str, tid: f64, arg: Option<Value>) {
-        let mut v = vec![Value::String(name.into()), Value::Number(tid), Value::Null];
-        v.extend(arg);
-        self.command(0, &v);
-    }
-
-    fn publish(&mut self, name: &str) {
-        self.command(
-            1,
-            &[
-                Value::String("publish".into()),
-                Value::Number(5.0),
-                Value::Null,
-                Value::String(name.into()),
-                Value::String("live".into()),
-            ],
-        );
-    }
-
-    fn media(&mut self) {
-        let meta = cmd(&[
-            Value::String("@setDataFrame".into()),
-            Value::String("onMetaData".into()),
-            Value::EcmaArray(vec![
-                ("width".into(), Value::Number(1280.0)),
-                ("creationdate".into(), Value::Date { ms: 1.7e12, tz: 0 }),
-                ("encoder".into(), Value::LongString("x".repeat(10))),
-            ]),
-        ]);
-        self.msg(4, ty::DATA_AMF0, 1, 0, meta);
-        for i in 0..5u32 {
-            let video: Vec<u8> = (0..700).map(|b| (b + i) as u8).collect();
-            self.msg(6, ty::VIDEO, 1, i * 33, Bytes::from(video));
-            self.msg(4, ty::AUDIO, 1, i * 23, Bytes::from(vec![0xaf, 1, i as u8]));
-        }
+/// Metadata, then five video and five audio messages.
+fn media(c: &mut RtmpScript) {
+    let meta = cmd(&[
+        Value::String("@setDataFrame".into()),
+        Value::String("onMetaData".into()),
+        Value::EcmaArray(vec![
+            ("width".into(), Value::Number(1280.0)),
+            ("creationdate".into(), Value::Date { ms: 1.7e12, tz: 0 }),
+            ("encoder".into(), Value::LongString("x".repeat(10))),
+        ]),
+    ]);
+    c.message(4, ty::DATA_AMF0, 1, 0, meta);
+    for i in 0..5u32 {
+        let video: Vec<u8> = (0..700).map(|b| (b + i) as u8).collect();
+        c.message(6, ty::VIDEO, 1, i * 33, Bytes::from(video));
+        c.message(4, ty::AUDIO, 1, i * 23, Bytes::from(vec![0xaf, 1, i as u8]));
     }
 }
 
@@ -150,14 +72,14 @@ fn replies(sent: &[u8]) -> Vec<Vec<Value>> {
 }
 
 fn ffmpeg_like() -> Vec<u8> {
-    let mut c = Script::new();
-    c.chunk_size(4096);
-    c.connect();
+    let mut c = RtmpScript::new();
+    c.set_chunk_size(4096);
+    c.connect("live", Vec::new());
     c.call("releaseStream", 2.0, Some(Value::String("u/s".into())));
     c.call("FCPublish", 3.0, Some(Value::String("u/s".into())));
     c.call("createStream", 4.0, None);
     c.publish("u/s");
-    c.media();
+    media(&mut c);
     c.bytes
 }
 
@@ -230,15 +152,15 @@ proptest! {
 fn obs_and_librtmp_like_flows_publish() {
     // OBS: FCPublish before createStream, no releaseStream; librtmp: chunk size 128 and audio
     // interleaved into video chunks.
-    let mut c = Script::new();
-    c.connect();
+    let mut c = RtmpScript::new();
+    c.connect("live", Vec::new());
     c.call("FCPublish", 2.0, Some(Value::String("s".into())));
     c.call("createStream", 3.0, None);
     c.publish("s");
     let video: Vec<u8> = (0..300).map(|b| b as u8).collect();
     // Hand-interleave: video chunk, audio message, video chunks.
     let mut v = Vec::new();
-    c.writer.write(
+    ChunkWriter::new(c.chunk_size()).write(
         &mut v,
         &Message {
             csid: 6,
@@ -249,7 +171,7 @@ fn obs_and_librtmp_like_flows_publish() {
         },
     );
     let mut a = Vec::new();
-    c.writer.write(
+    ChunkWriter::new(c.chunk_size()).write(
         &mut a,
         &Message {
             csid: 4,
@@ -271,11 +193,11 @@ fn obs_and_librtmp_like_flows_publish() {
 
 #[test]
 fn media_before_publish_is_dropped_and_pings_are_answered() {
-    let mut c = Script::new();
-    c.connect();
-    c.msg(6, ty::VIDEO, 1, 0, Bytes::from_static(&[0x17, 1, 0, 0, 0]));
+    let mut c = RtmpScript::new();
+    c.connect("live", Vec::new());
+    c.message(6, ty::VIDEO, 1, 0, Bytes::from_static(&[0x17, 1, 0, 0, 0]));
     // PingRequest with timestamp 0x01020304.
-    c.msg(
+    c.message(
         2,
         ty::USER_CONTROL,
         0,
@@ -300,9 +222,9 @@ fn media_before_publish_is_dropped_and_pings_are_answered() {
 
 #[test]
 fn acknowledgements_are_cumulative() {
-    let mut c = Script::new();
-    c.connect();
-    c.msg(
+    let mut c = RtmpScript::new();
+    c.connect("live", Vec::new());
+    c.message(
         2,
         ty::WINDOW_ACK_SIZE,
         0,
@@ -315,10 +237,6 @@ fn acknowledgements_are_cumulative() {
     let mut total = c.bytes.len() as u64;
     let mut acks = Vec::new();
     for _ in 0..10 {
-        let mut more = Script::new();
-        more.bytes.clear();
-        more.writer.set_chunk_size(4096);
-        more.msg(6, ty::VIDEO, 1, 0, Bytes::from(vec![0u8; 2000]));
         // Same chunk size as the session's reader (128): write with 128.
         let mut m = Vec::new();
         ChunkWriter::new(128).write(
@@ -351,14 +269,14 @@ fn acknowledgements_are_cumulative() {
 
 #[test]
 fn amf3_commands_and_data_are_understood() {
-    let mut c = Script::new();
+    let mut c = RtmpScript::new();
     let mut connect = vec![0u8];
     connect.extend(amf0::encode_all(&[
         Value::String("connect".into()),
         Value::Number(1.0),
         Value::Object(vec![("app".into(), Value::String("live".into()))]),
     ]));
-    c.msg(3, ty::COMMAND_AMF3, 0, 0, Bytes::from(connect));
+    c.message(3, ty::COMMAND_AMF3, 0, 0, Bytes::from(connect));
     c.call("createStream", 2.0, None);
     c.publish("u/s");
     let mut data = vec![0u8];
@@ -367,7 +285,7 @@ fn amf3_commands_and_data_are_understood() {
         Value::String("onMetaData".into()),
     ]));
     data.extend([0x11, 0x0a, 0x0b, 0x01, 0x01]);
-    c.msg(4, ty::DATA_AMF3, 1, 0, Bytes::from(data));
+    c.message(4, ty::DATA_AMF3, 1, 0, Bytes::from(data));
     let (events, _) = run(&c.bytes, &[usize::MAX]);
     assert_eq!(events[0], Event::Connected { app: "live".into() });
     assert!(matches!(&events[2], Event::Metadata(v) if matches!(v[1], Value::Amf3(_))));
@@ -392,8 +310,8 @@ fn a_refused_publish_gets_an_error_status_and_no_media_flows() {
 
 #[test]
 fn a_second_publish_on_a_publishing_connection_can_be_refused_alone() {
-    let mut c = Script::new();
-    c.connect();
+    let mut c = RtmpScript::new();
+    c.connect("live", Vec::new());
     c.call("createStream", 2.0, None);
     c.publish("a");
     c.call("createStream", 3.0, None);
@@ -406,7 +324,7 @@ fn a_second_publish_on_a_publishing_connection_can_be_refused_alone() {
             Value::String("b".into()),
         ],
     );
-    c.msg(6, ty::VIDEO, 1, 0, Bytes::from_static(&[0x17, 1, 0, 0, 0]));
+    c.message(6, ty::VIDEO, 1, 0, Bytes::from_static(&[0x17, 1, 0, 0, 0]));
     let mut s = ServerSession::new(SessionConfig::default());
     s.handle_input(&c.bytes).unwrap();
     let mut media = 0;
