@@ -228,11 +228,16 @@ impl ImpairedPath {
 impl Drop for ImpairedPath {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        // Deleting the namespace removes the device inside it; either may be gone already.
         let _ = StdCommand::new("ip")
             .args(["netns", "del", &self.ns])
+            .stderr(std::process::Stdio::null())
             .status();
         for t in [&self.tun_host, &self.tun_ns] {
-            let _ = StdCommand::new("ip").args(["link", "del", t]).status();
+            let _ = StdCommand::new("ip")
+                .args(["link", "del", t])
+                .stderr(std::process::Stdio::null())
+                .status();
         }
         for t in self.threads.drain(..) {
             let _ = t.join();
