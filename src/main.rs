@@ -90,7 +90,9 @@ enum KeysCommand {
 /// Loads the configuration or prints every problem; `Err` is the exit code.
 fn load_config(args: &ConfigArgs, flags: Overrides) -> Result<Config, ExitCode> {
     let text = match &args.config {
-        Some(path) => match std::fs::read_to_string(path) {
+        Some(path) => match config::read_small_file(&path.to_string_lossy())
+            .and_then(|b| String::from_utf8(b).map_err(std::io::Error::other))
+        {
             Ok(t) => Some(t),
             Err(e) => {
                 eprintln!("configuration error: cannot read {}: {e}", path.display());

@@ -125,4 +125,17 @@ async fn check_validates_without_starting() {
             && err.contains("admin.listen"),
         "{err}"
     );
+    // A device named as the config file is refused, not read forever.
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        glasscast()
+            .args(["check", "--config", "/dev/zero"])
+            .output(),
+    )
+    .await
+    .expect("check returns")
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a regular file"), "{err}");
 }

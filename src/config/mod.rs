@@ -364,9 +364,9 @@ pub fn validate(layered: &Layered) -> Result<Config, Vec<String>> {
     let mut restream_ca = Vec::new();
     if !ca_file.is_empty() {
         use rustls_pki_types::pem::PemObject;
-        match rustls_pki_types::CertificateDer::pem_file_iter(&ca_file) {
-            Ok(certs) => {
-                for c in certs {
+        match read_small_file(&ca_file) {
+            Ok(pem) => {
+                for c in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
                     match c {
                         Ok(c) => restream_ca.push(c.to_vec()),
                         Err(e) => errors.push(format!("restream.ca_file: {ca_file}: {e}")),
@@ -493,6 +493,27 @@ fn validate_auth(
     if auth.callback_timeout < Duration::from_millis(100) {
         errors.push("auth.callback_timeout_ms must be at least 100".into());
     }
+}
+
+/// Largest file the configuration reads (a CA bundle is tens of KiB).
+const MAX_CONFIG_FILE: u64 = 4 << 20;
+
+/// Reads a regular file of at most [`MAX_CONFIG_FILE`] bytes: a device or a pipe named by
+/// mistake (`/dev/zero`) is an error, not a hang.
+pub fn read_small_file(path: &str) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut data = Vec::new();
+    f.take(MAX_CONFIG_FILE + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > MAX_CONFIG_FILE {
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_CONFIG_FILE} bytes"
+        )));
+    }
+    Ok(data)
 }
 
 fn tls_pair(

@@ -169,6 +169,21 @@ mod readme {
     }
 }
 
+#[test]
+fn a_device_as_ca_file_is_an_error_not_a_hang() {
+    let errs = load(
+        None,
+        env(&[("GLASSCAST_RESTREAM_CA_FILE", "/dev/zero")]),
+        &Overrides::default(),
+    )
+    .unwrap_err();
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("restream.ca_file") && e.contains("not a regular file")),
+        "{errs:?}"
+    );
+}
+
 mod delivery {
     use super::*;
     use crate::managed::mode::{DeliveryMode, PlatformKind};
