@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use origin::stream::Origin;
+use origin::packager::Origin;
 use relay::cloud::client::{
     CloudClient, CloudConfig, CloudError, HlsReady, OutputStatus, StreamDirectives, StreamStatus,
 };

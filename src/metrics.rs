@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use origin::stream::{Origin, OriginCollector, OriginMetrics};
+use origin::metrics::{OriginCollector, OriginMetrics};
+use origin::packager::Origin;
 use prometheus_client::registry::Registry;
 use relay::cloud::client::CloudMetrics;
 use relay::ingest::IngestMetrics;

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use crate::cmaf::TrackSet;
+use crate::naming::TrackKind;
 use crate::playlist::{Playlist, SegmentEntry, format_pdt};
 
 fn duration_iso(secs: f64) -> String {
@@ -97,8 +98,8 @@ pub fn render_mpd(
                     extra: video_attrs(v.width, v.height, fps),
                     timescale: first.timescale,
                     pto: first.start,
-                    init: names.track_init(first.init_id, 'v'),
-                    media: names.track_template('v'),
+                    init: names.track_init(first.init_id, TrackKind::Video),
+                    media: names.track_template(TrackKind::Video),
                     timeline: period.iter().map(|s| (s.start, s.duration_ticks)).collect(),
                 };
                 // The audio timeline is the audio samples' own; its offset maps the same
@@ -115,8 +116,8 @@ pub fn render_mpd(
                     extra: format!(r#" audioSamplingRate="{}""#, a.sample_rate),
                     timescale: a.sample_rate,
                     pto: to_audio(first.start),
-                    init: names.track_init(first.init_id, 'a'),
-                    media: names.track_template('a'),
+                    init: names.track_init(first.init_id, TrackKind::Audio),
+                    media: names.track_template(TrackKind::Audio),
                     timeline: period
                         .iter()
                         .map(|s| match s.audio_start {
@@ -148,7 +149,7 @@ pub fn render_mpd(
                     timescale: first.timescale,
                     pto: first.start,
                     init: names.init(first.init_id),
-                    media: names.segment(0).replace("-s0.m4s", "-s$Number$.m4s"),
+                    media: names.segment_template(),
                     timeline: period.iter().map(|s| (s.start, s.duration_ticks)).collect(),
                 }
                 .write(&mut out, first.msn);
@@ -238,7 +239,8 @@ impl AdaptationSet {
 mod tests {
     use super::*;
     use crate::cmaf::tests::{aac, avc};
-    use crate::playlist::{Names, PlaylistConfig};
+    use crate::naming::Names;
+    use crate::playlist::PlaylistConfig;
 
     fn playlist_with(segments: &[(bool, u64)]) -> Playlist {
         let mut p = Playlist::new(PlaylistConfig::default(), Names { prefix: "x".into() });

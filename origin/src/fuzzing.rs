@@ -6,6 +6,6 @@
 pub fn ll_hls_request(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let (name, query) = text.split_once('?').unwrap_or((&text, ""));
-    let _ = crate::http::parse_directives(Some(query));
-    let _ = crate::stream::MediaName::parse("abc123", name);
+    let _ = crate::request::parse_directives(Some(query));
+    let _ = crate::naming::MediaName::parse("abc123", name);
 }

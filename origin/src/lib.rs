@@ -9,5 +9,8 @@ pub mod fuzzing;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod naming;
+pub mod packager;
 pub mod playlist;
+pub mod request;
 pub mod stream;

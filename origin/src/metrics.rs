@@ -9,7 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry as Metrics;
 
-use crate::stream::Origin;
+use crate::packager::Origin;
 
 /// Origin counters.
 #[derive(Clone)]

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
+use crate::naming::Names;
+
 /// Playlist settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlaylistConfig {
@@ -29,32 +31,6 @@ impl Default for PlaylistConfig {
             segment_target: Duration::from_secs(2),
             window_segments: 12,
         }
-    }
-}
-
-/// File names of one stream's media, unique per publishing session thanks to `prefix`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Names {
-    pub prefix: String,
-}
-
-impl Names {
-    pub fn init(&self, id: u32) -> String {
-        format!("{}-init{id}.mp4", self.prefix)
-    }
-    pub fn part(&self, index: u64) -> String {
-        format!("{}-p{index}.m4s", self.prefix)
-    }
-    pub fn segment(&self, msn: u64) -> String {
-        format!("{}-s{msn}.m4s", self.prefix)
-    }
-    /// Single-track init segment for DASH (`kind` is `v` or `a`).
-    pub fn track_init(&self, id: u32, kind: char) -> String {
-        format!("{}-init{id}{kind}.mp4", self.prefix)
-    }
-    /// Single-track segment template for DASH, with `$Number$` for the msn.
-    pub fn track_template(&self, kind: char) -> String {
-        format!("{}-{kind}$Number$.m4s", self.prefix)
     }
 }
 

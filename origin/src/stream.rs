@@ -1,115 +1,24 @@
 //! The origin's view of one live stream: playlist state, the media bytes it refers to, and
-//! the packager task that turns the relay's media messages into both.
+//! the held requests waiting on both. The packager task ([`crate::packager`]) feeds it.
 //!
 //! HTTP handlers and the packager share a [`OriginStream`] behind a short-held std mutex
 //! (never held across an await). Held requests are oneshot channels keyed by waiter id.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use relay::media::MediaMessage;
 use relay::path::StreamPath;
-use relay::registry::{Registry, Stream};
-use tokio::sync::{Notify, mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tracing::{Instrument, info, info_span, warn};
+use tokio::sync::{Notify, oneshot};
 
 use crate::cmaf::TrackSet;
-use crate::fragmenter::{FragmentEvent, Fragmenter, FragmenterConfig, InitSegment};
-pub use crate::metrics::{OriginCollector, OriginMetrics};
-use crate::playlist::{
-    BlockingRequest, Decision, Names, Outcome, PartInfo, Playlist, PlaylistConfig, WaiterId,
-    epoch_ms,
-};
-
-/// Origin settings.
-#[derive(Debug, Clone)]
-pub struct OriginConfig {
-    pub fragmenter: FragmenterConfig,
-    pub playlist: PlaylistConfig,
-    /// How long an ended stream's playlist (with ENDLIST) and media stay available.
-    pub ended_retention: Duration,
-    /// Segments kept fetchable after they leave the playlist window.
-    pub extra_segments: usize,
-    /// Media messages buffered between the relay and the packager.
-    pub queue_capacity: usize,
-}
-
-impl Default for OriginConfig {
-    fn default() -> Self {
-        Self {
-            fragmenter: FragmenterConfig::default(),
-            playlist: PlaylistConfig::default(),
-            ended_retention: Duration::from_secs(120),
-            extra_segments: 6,
-            queue_capacity: 2048,
-        }
-    }
-}
-
-/// A file of a stream, parsed from its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MediaName {
-    Init(u32),
-    Part(u64),
-    Segment(u64),
-    /// Single-track init for DASH.
-    TrackInit(u32, TrackKind),
-    /// Single-track segment for DASH, cut from the muxed parts on request.
-    TrackSegment(u64, TrackKind),
-}
-
-/// Which track of a muxed stream a DASH file carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TrackKind {
-    Video,
-    Audio,
-}
-
-impl TrackKind {
-    fn from_char(c: char) -> Option<Self> {
-        match c {
-            'v' => Some(TrackKind::Video),
-            'a' => Some(TrackKind::Audio),
-            _ => None,
-        }
-    }
-}
-
-impl MediaName {
-    /// Parses `{prefix}-init{n}.mp4`, `{prefix}-p{n}.m4s`, `{prefix}-s{n}.m4s`, and the DASH
-    /// single-track names `{prefix}-init{n}v.mp4`, `{prefix}-v{n}.m4s` (and `a` for audio).
-    pub fn parse(prefix: &str, name: &str) -> Option<Self> {
-        let digits = |s: &str| -> Option<u64> {
-            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
-        };
-        let rest = name.strip_prefix(prefix)?.strip_prefix('-')?;
-        if let Some(n) = rest
-            .strip_prefix("init")
-            .and_then(|r| r.strip_suffix(".mp4"))
-        {
-            if let Some(id) = digits(n) {
-                return u32::try_from(id).ok().map(MediaName::Init);
-            }
-            let kind = TrackKind::from_char(n.chars().last()?)?;
-            let id = u32::try_from(digits(&n[..n.len() - 1])?).ok()?;
-            return Some(MediaName::TrackInit(id, kind));
-        }
-        let body = rest.strip_suffix(".m4s")?;
-        let mut chars = body.chars();
-        let tag = chars.next()?;
-        let n = digits(chars.as_str())?;
-        match tag {
-            'p' => Some(MediaName::Part(n)),
-            's' => Some(MediaName::Segment(n)),
-            other => TrackKind::from_char(other).map(|k| MediaName::TrackSegment(n, k)),
-        }
-    }
-}
+use crate::fragmenter::{FragmentEvent, Fragmenter, InitSegment};
+use crate::metrics::OriginMetrics;
+use crate::naming::{MediaName, Names, TrackKind};
+use crate::packager::OriginConfig;
+use crate::playlist::{BlockingRequest, Decision, Outcome, PartInfo, Playlist, WaiterId, epoch_ms};
 
 struct State {
     playlist: Playlist,
@@ -202,7 +111,7 @@ impl MediaBytes {
 }
 
 impl OriginStream {
-    fn new(path: StreamPath, prefix: String, cfg: &OriginConfig) -> Self {
+    pub(crate) fn new(path: StreamPath, prefix: String, cfg: &OriginConfig) -> Self {
         Self {
             path,
             prefix: prefix.clone(),
@@ -488,160 +397,50 @@ impl OriginStream {
             }
         }
     }
-}
 
-/// All streams the origin serves, fed by the relay's registry.
-pub struct Origin {
-    streams: RwLock<HashMap<StreamPath, Arc<OriginStream>>>,
-    cfg: OriginConfig,
-    pub metrics: OriginMetrics,
-}
-
-impl Origin {
-    pub fn new(cfg: OriginConfig, metrics: OriginMetrics) -> Arc<Self> {
-        Arc::new(Self {
-            streams: RwLock::new(HashMap::new()),
-            cfg,
-            metrics,
-        })
+    /// When the playlist next needs [`OriginStream::handle_timeout`] (a part or segment to
+    /// close, a held request to give up on).
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.lock().playlist.poll_timeout()
     }
 
-    pub fn config(&self) -> &OriginConfig {
-        &self.cfg
-    }
-
-    /// Every stream served now (live or recently ended).
-    pub fn streams(&self) -> Vec<Arc<OriginStream>> {
-        self.streams
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
-    }
-
-    pub fn get(&self, path: &StreamPath) -> Option<Arc<OriginStream>> {
-        self.streams
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(path)
-            .cloned()
-    }
-
-    /// Packages every stream the registry starts from now on.
-    /// Packages every stream the registry starts from now on. After `shutdown`, ended
-    /// streams are no longer kept for late viewers, so the packager tasks finish at once.
-    pub fn attach(
-        self: &Arc<Self>,
-        registry: &Registry,
-        tasks: TaskTracker,
-        shutdown: CancellationToken,
-    ) {
-        let origin = Arc::downgrade(self);
-        registry.on_new_stream(move |stream| {
-            if let Some(origin) = origin.upgrade() {
-                origin.start_packager(stream, &tasks, shutdown.clone());
-            }
-        });
-    }
-
-    fn start_packager(
-        self: &Arc<Self>,
-        stream: &Arc<Stream>,
-        tasks: &TaskTracker,
-        shutdown: CancellationToken,
-    ) {
-        let rx = stream.subscribe(self.cfg.queue_capacity);
-        let os = Arc::new(OriginStream::new(
-            stream.path.clone(),
-            format!("{:x}", stream.session_id),
-            &self.cfg,
-        ));
-        self.streams
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(stream.path.clone(), os.clone());
-        // Its own root span: the packager outlives the connection that started the stream.
-        let span = info_span!(parent: None, "packager", stream = %stream.path);
-        let origin = self.clone();
-        tasks.spawn(
-            async move {
-                run_packager(&os, rx, &origin.cfg, &origin.metrics).await;
-                // Keep the ended playlist (ENDLIST) and its media around for late viewers.
-                tokio::select! {
-                    _ = tokio::time::sleep(origin.cfg.ended_retention) => {}
-                    _ = shutdown.cancelled() => return,
-                }
-                let mut streams = origin.streams.write().unwrap_or_else(|e| e.into_inner());
-                if streams.get(&os.path).is_some_and(|s| Arc::ptr_eq(s, &os)) {
-                    streams.remove(&os.path);
-                }
-            }
-            .instrument(span),
-        );
-    }
-}
-
-async fn run_packager(
-    os: &Arc<OriginStream>,
-    mut rx: mpsc::Receiver<MediaMessage>,
-    cfg: &OriginConfig,
-    metrics: &OriginMetrics,
-) {
-    let mut frag = Fragmenter::new(cfg.fragmenter);
-    let mut first_part_logged = false;
-    loop {
-        let deadline = os.lock().playlist.poll_timeout();
-        let sleep = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d.into()).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            msg = rx.recv() => {
-                let Some(msg) = msg else { break };
-                let now = epoch_ms(SystemTime::now());
-                if let Err(e) = frag.handle_message(msg, now) {
-                    metrics.packaging_errors.inc();
-                    warn!(error = %e, "packaging failed");
-                }
-                let mut st = os.lock();
-                while let Some(ev) = frag.poll_event() {
-                    os.apply(&mut st, ev, metrics);
-                }                OriginStream::dispatch(&mut st);
-                if !first_part_logged && st.playlist.has_parts() {
-                    first_part_logged = true;
-                    os.playable.send_replace(true);
-                    info!("first part ready");
-                }
-            }
-            _ = sleep => {
-                let mut st = os.lock();
-                st.playlist.handle_timeout(Instant::now());
-                OriginStream::dispatch(&mut st);
-            }
-            _ = os.wake.notified() => {}
+    /// Takes what the fragmenter produced and answers the held requests it satisfies; true
+    /// when this made the stream playable (its first part).
+    pub(crate) fn take_fragments(&self, frag: &mut Fragmenter, metrics: &OriginMetrics) -> bool {
+        let mut st = self.lock();
+        while let Some(ev) = frag.poll_event() {
+            self.apply(&mut st, ev, metrics);
         }
+        Self::dispatch(&mut st);
+        let first = st.playlist.has_parts() && !*self.playable.borrow();
+        if first {
+            self.playable.send_replace(true);
+        }
+        first
     }
-    if let Err(e) = frag.handle_end() {
-        warn!(error = %e, "packaging failed at end of stream");
+
+    pub(crate) fn handle_timeout(&self, now: Instant) {
+        let mut st = self.lock();
+        st.playlist.handle_timeout(now);
+        Self::dispatch(&mut st);
     }
-    let mut st = os.lock();
-    while let Some(ev) = frag.poll_event() {
-        os.apply(&mut st, ev, metrics);
+
+    /// The stream ended: the fragmenter's last output, then ENDLIST, and every held request
+    /// answered.
+    pub(crate) fn handle_end(&self, frag: &mut Fragmenter, metrics: &OriginMetrics) {
+        let mut st = self.lock();
+        while let Some(ev) = frag.poll_event() {
+            self.apply(&mut st, ev, metrics);
+        }
+        st.playlist.handle_end();
+        Self::dispatch(&mut st);
+        self.playable.send_replace(true);
     }
-    st.playlist.handle_end();
-    OriginStream::dispatch(&mut st);
-    os.playable.send_replace(true);
-    let s = frag.stats();
-    info!(
-        video_frames = s.video_frames,
-        audio_frames = s.audio_frames,
-        dropped_waiting = s.dropped_waiting,
-        discontinuities = s.discontinuities,
-        "stream ended, playlist closed"
-    );
+
+    /// Completes when a handler asks the packager to look again (see `wake`).
+    pub(crate) async fn woken(&self) {
+        self.wake.notified().await
+    }
 }
 
 #[cfg(test)]

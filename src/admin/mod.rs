@@ -17,7 +17,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
-use origin::stream::Origin;
+use origin::packager::Origin;
 use relay::registry::Registry;
 use relay::restream::restreamer::Restreamer;
 use subtle::ConstantTimeEq as _;

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use origin::stream::Origin;
+use origin::packager::Origin;
 use relay::cloud::client::{HlsReady, StreamDirectives};
 use relay::path::StreamPath;
 use relay::registry::{Registry, Stream};

@@ -40,7 +40,7 @@ struct State {
 /// A real ingest behind the fake: a second Glasscast receiving `live/{user}/{streamKey}`.
 struct Receiver {
     registry: Arc<relay::registry::Registry>,
-    origin: Arc<origin::stream::Origin>,
+    origin: Arc<origin::packager::Origin>,
     http: String,
     user: String,
 }

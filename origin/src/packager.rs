@@ -1,0 +1,180 @@
+//! The origin: every stream it serves, and the packager task per stream that turns the
+//! relay's media messages into an [`OriginStream`] (fragments, playlist, held requests
+//! answered). A thin shell: the work is in the fragmenter and the stream's state.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use relay::media::MediaMessage;
+use relay::path::StreamPath;
+use relay::registry::{Registry, Stream};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::fragmenter::{Fragmenter, FragmenterConfig};
+use crate::metrics::OriginMetrics;
+use crate::playlist::{PlaylistConfig, epoch_ms};
+use crate::stream::OriginStream;
+
+/// Origin settings.
+#[derive(Debug, Clone)]
+pub struct OriginConfig {
+    pub fragmenter: FragmenterConfig,
+    pub playlist: PlaylistConfig,
+    /// How long an ended stream's playlist (with ENDLIST) and media stay available.
+    pub ended_retention: Duration,
+    /// Segments kept fetchable after they leave the playlist window.
+    pub extra_segments: usize,
+    /// Media messages buffered between the relay and the packager.
+    pub queue_capacity: usize,
+}
+
+impl Default for OriginConfig {
+    fn default() -> Self {
+        Self {
+            fragmenter: FragmenterConfig::default(),
+            playlist: PlaylistConfig::default(),
+            ended_retention: Duration::from_secs(120),
+            extra_segments: 6,
+            queue_capacity: 2048,
+        }
+    }
+}
+
+/// All streams the origin serves, fed by the relay's registry.
+pub struct Origin {
+    streams: RwLock<HashMap<StreamPath, Arc<OriginStream>>>,
+    cfg: OriginConfig,
+    pub metrics: OriginMetrics,
+}
+
+impl Origin {
+    pub fn new(cfg: OriginConfig, metrics: OriginMetrics) -> Arc<Self> {
+        Arc::new(Self {
+            streams: RwLock::new(HashMap::new()),
+            cfg,
+            metrics,
+        })
+    }
+
+    pub fn config(&self) -> &OriginConfig {
+        &self.cfg
+    }
+
+    /// Every stream served now (live or recently ended).
+    pub fn streams(&self) -> Vec<Arc<OriginStream>> {
+        self.streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn get(&self, path: &StreamPath) -> Option<Arc<OriginStream>> {
+        self.streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(path)
+            .cloned()
+    }
+
+    /// Packages every stream the registry starts from now on. After `shutdown`, ended
+    /// streams are no longer kept for late viewers, so the packager tasks finish at once.
+    pub fn attach(
+        self: &Arc<Self>,
+        registry: &Registry,
+        tasks: TaskTracker,
+        shutdown: CancellationToken,
+    ) {
+        let origin = Arc::downgrade(self);
+        registry.on_new_stream(move |stream| {
+            if let Some(origin) = origin.upgrade() {
+                origin.start_packager(stream, &tasks, shutdown.clone());
+            }
+        });
+    }
+
+    fn start_packager(
+        self: &Arc<Self>,
+        stream: &Arc<Stream>,
+        tasks: &TaskTracker,
+        shutdown: CancellationToken,
+    ) {
+        let rx = stream.subscribe(self.cfg.queue_capacity);
+        let os = Arc::new(OriginStream::new(
+            stream.path.clone(),
+            format!("{:x}", stream.session_id),
+            &self.cfg,
+        ));
+        self.streams
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(stream.path.clone(), os.clone());
+        // Its own root span: the packager outlives the connection that started the stream.
+        let span = info_span!(parent: None, "packager", stream = %stream.path);
+        let origin = self.clone();
+        tasks.spawn(
+            async move {
+                run_packager(&os, rx, &origin.cfg, &origin.metrics).await;
+                // Keep the ended playlist (ENDLIST) and its media around for late viewers.
+                tokio::select! {
+                    _ = tokio::time::sleep(origin.cfg.ended_retention) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                let mut streams = origin.streams.write().unwrap_or_else(|e| e.into_inner());
+                if streams.get(&os.path).is_some_and(|s| Arc::ptr_eq(s, &os)) {
+                    streams.remove(&os.path);
+                }
+            }
+            .instrument(span),
+        );
+    }
+}
+
+async fn run_packager(
+    os: &Arc<OriginStream>,
+    mut rx: mpsc::Receiver<MediaMessage>,
+    cfg: &OriginConfig,
+    metrics: &OriginMetrics,
+) {
+    let mut frag = Fragmenter::new(cfg.fragmenter);
+    loop {
+        let deadline = os.poll_timeout();
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            msg = rx.recv() => {
+                let Some(msg) = msg else { break };
+                if let Err(e) = frag.handle_message(msg, epoch_ms(SystemTime::now())) {
+                    metrics.packaging_errors.inc();
+                    warn!(error = %e, "packaging failed");
+                }
+                if os.take_fragments(&mut frag, metrics) {
+                    info!("first part ready");
+                }
+            }
+            _ = sleep => os.handle_timeout(Instant::now()),
+            _ = os.woken() => {}
+        }
+    }
+    if let Err(e) = frag.handle_end() {
+        warn!(error = %e, "packaging failed at end of stream");
+    }
+    os.handle_end(&mut frag, metrics);
+    let s = frag.stats();
+    info!(
+        video_frames = s.video_frames,
+        audio_frames = s.audio_frames,
+        dropped_waiting = s.dropped_waiting,
+        discontinuities = s.discontinuities,
+        "stream ended, playlist closed"
+    );
+}
