@@ -6,7 +6,8 @@ use std::hint::black_box;
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use origin::fragmenter::{FragmentEvent, Fragmenter, FragmenterConfig};
-use origin::playlist::{Names, PartInfo, Playlist, PlaylistConfig};
+use origin::naming::Names;
+use origin::playlist::{PartInfo, Playlist, PlaylistConfig};
 use relay::flv::{TagKind, TagParser, read_file};
 
 const FIXTURE: &[u8] = include_bytes!("fixtures/glasses-720p30.flv");

@@ -247,7 +247,9 @@ impl Deliveries {
 
     /// The cloud's current list goes to our pushers.
     fn route_to_pushers(&self, entry: &Entry) {
-        if let Some(list) = entry.directives.borrow().destinations.clone() {
+        // Cloned out first: the watch's read lock is not held while the restreamer works.
+        let list = entry.directives.borrow().destinations.clone();
+        if let Some(list) = list {
             self.restreamer.set_cloud_destinations(&entry.stream, list);
         }
     }
