@@ -125,11 +125,17 @@ async fn directive_errors_hinted_part_and_headers() {
     let (s, _) = get_text(&format!("{base}/media.m3u8?_HLS_part=1")).await;
     assert_eq!(s, 400);
 
-    // The hinted part: the GET waits and then returns the complete part.
+    // The hinted part streams while it is being made (no length known yet); once complete it
+    // is served with its length, the same bytes.
     let (_, text) = get_text(&format!("{base}/media.m3u8")).await;
     let hint = parse_live(&text).preload_hint.expect("hint");
+    let (s, h, streamed) = get(&format!("{base}/{hint}")).await;
+    assert_eq!(s, 200);
+    assert!(h.get("content-length").is_none(), "streamed: {h:?}");
+    assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
     let (s, h, body) = get(&format!("{base}/{hint}")).await;
     assert_eq!(s, 200);
+    assert_eq!(body, streamed, "the streamed part is the complete part");
     assert_eq!(&body[4..8], b"moof", "a complete part starts with moof");
     assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
     assert_eq!(h["access-control-allow-origin"], "*");
@@ -446,5 +452,88 @@ async fn reconnect_with_new_resolution_gets_a_new_map() {
         a,
         small.audio_frames() + large.audio_frames(),
     );
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+/// The preload-hinted part and the open segment are served while they are being made: the
+/// first bytes arrive before the part (segment) is complete, frame after frame, and the
+/// streamed bytes equal the complete file fetched afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_is_served_while_it_is_being_made() {
+    let server = start(&[]).await;
+    let _ff = publish(&Source::normal(30.0), &rtmp_url(&server, "live/making/s1"));
+    let base = http_url(&server, "live/making/s1");
+    wait_segments(&base, 1).await;
+    let os = server.origin.get(&sp("making", "s1")).expect("stream");
+
+    for _ in 0..3 {
+        let (_, text) = get_text(&format!("{base}/media.m3u8")).await;
+        let live = parse_live(&text);
+        let hint = live.preload_hint.clone().expect("preload hint");
+        let hinted: u64 = hint
+            .rsplit("-p")
+            .next()
+            .and_then(|s| s.strip_suffix(".m4s"))
+            .and_then(|s| s.parse().ok())
+            .expect("hint names a part");
+        let segment_name =
+            hint.replace(&format!("-p{hinted}."), &format!("-s{}.", live.open_msn()));
+        // Learn in-process when the part and the segment are complete.
+        let done = {
+            let os = os.clone();
+            let msn = live.open_msn();
+            tokio::spawn(async move {
+                let mut progress = os.watch_progress();
+                let (mut part_done, mut seg_done) = (None, None);
+                while part_done.is_none() || seg_done.is_none() {
+                    progress.changed().await.expect("stream lives");
+                    if part_done.is_none() && os.next_part_index() > hinted {
+                        part_done = Some(Instant::now());
+                    }
+                    if seg_done.is_none()
+                        && os.media(origin::naming::MediaName::Segment(msn)).is_some()
+                    {
+                        seg_done = Some(Instant::now());
+                    }
+                }
+                (part_done.unwrap(), seg_done.unwrap())
+            })
+        };
+        let (part_url, segment_url) = (format!("{base}/{hint}"), format!("{base}/{segment_name}"));
+        let (part, segment) = tokio::join!(get_frames(&part_url), get_frames(&segment_url));
+        let (part_done, seg_done) = done.await.unwrap();
+        for ((status, headers, frames), done, what) in
+            [(&part, part_done, "part"), (&segment, seg_done, "segment")]
+        {
+            assert_eq!(*status, 200, "{what}");
+            assert!(
+                headers.get("content-length").is_none(),
+                "{what} was not streamed"
+            );
+            assert!(
+                frames.len() >= 2,
+                "{what} came in {} frame(s)",
+                frames.len()
+            );
+            assert!(
+                frames[0].0 < done,
+                "the {what}'s first bytes came {:?} after it was complete",
+                frames[0].0 - done
+            );
+        }
+        let streamed = |f: &[(Instant, bytes::Bytes)]| -> Vec<u8> {
+            f.iter().flat_map(|(_, b)| b.to_vec()).collect()
+        };
+        let (s, _, complete) = get(&format!("{base}/{hint}")).await;
+        assert_eq!(s, 200);
+        assert_eq!(streamed(&part.2), complete.to_vec(), "part bytes differ");
+        let (s, _, complete) = get(&format!("{base}/{segment_name}")).await;
+        assert_eq!(s, 200);
+        assert_eq!(
+            streamed(&segment.2),
+            complete.to_vec(),
+            "segment bytes differ"
+        );
+    }
     server.shutdown(Duration::from_secs(5)).await;
 }

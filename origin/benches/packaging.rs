@@ -29,6 +29,9 @@ fn package(tags: &[relay::flv::FileTag]) -> u64 {
                 FragmentEvent::SegmentStart(s) => {
                     playlist.handle_segment_start(s.discontinuity, s.pdt_ms, s.start, s.timescale)
                 }
+                FragmentEvent::Chunk(c) => {
+                    black_box(c);
+                }
                 FragmentEvent::Part(p) => {
                     bytes_out += p.data.len() as u64;
                     playlist.handle_part(PartInfo {

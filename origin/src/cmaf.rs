@@ -349,30 +349,59 @@ pub fn write_fragment(sequence: u32, runs: &[TrackRun<'_>]) -> Result<Bytes, Cma
     Ok(out.freeze())
 }
 
-/// Rewrites one track of a muxed fragment (`moof` + `mdat`) as a single-track fragment, for
-/// DASH, which wants one track per representation. The samples are not copied: the result is
-/// a new `moof` + `mdat` header followed by a slice of the original `mdat`.
-/// Returns `Ok(None)` when the fragment has no samples of that track.
+/// Rewrites one track of muxed fragments (`moof` + `mdat`, one or more in a row, as in a part
+/// made of chunks) as single-track fragments, for DASH, which wants one track per
+/// representation. The samples are not copied: each fragment becomes a new `moof` + `mdat`
+/// header followed by a slice of the original `mdat`. Fragments without samples of that
+/// track contribute nothing.
 pub fn extract_track(
-    fragment: &Bytes,
+    fragments: &Bytes,
+    track_id: u32,
+    new_track_id: u32,
+) -> Result<Vec<Bytes>, CmafError> {
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    while pos + 8 <= fragments.len() {
+        let mut cursor = &fragments[pos..];
+        let moof = Moof::decode(&mut cursor)?;
+        let moof_len = fragments.len() - pos - cursor.len();
+        let Some(mdat_len) = fragments
+            .get(pos + moof_len..pos + moof_len + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        else {
+            break;
+        };
+        let next = pos + moof_len + mdat_len.max(8);
+        if let Some(pair) = extract_one(fragments, pos, &moof, track_id, new_track_id)? {
+            out.extend(pair);
+        }
+        pos = next;
+    }
+    Ok(out)
+}
+
+/// One track of the fragment whose `moof` starts at `pos`.
+fn extract_one(
+    fragments: &Bytes,
+    pos: usize,
+    moof: &Moof,
     track_id: u32,
     new_track_id: u32,
 ) -> Result<Option<[Bytes; 2]>, CmafError> {
-    let mut cursor = fragment.as_ref();
-    let moof = Moof::decode(&mut cursor)?;
     let Some(traf) = moof.traf.iter().find(|t| t.tfhd.track_id == track_id) else {
         return Ok(None);
     };
     let Some(trun) = traf.trun.first() else {
         return Ok(None);
     };
-    let offset = trun.data_offset.unwrap_or(0).max(0) as usize;
+    // default-base-is-moof: offsets count from this fragment's moof.
+    let offset = pos + trun.data_offset.unwrap_or(0).max(0) as usize;
     let size: usize = trun
         .samples
         .iter()
         .map(|e| e.size.unwrap_or(0) as usize)
         .sum();
-    if size == 0 || offset + size > fragment.len() {
+    if size == 0 || offset + size > fragments.len() {
         return Ok(None);
     }
     let mut traf = traf.clone();
@@ -390,7 +419,10 @@ pub fn extract_track(
     head.put_slice(&moof_bytes);
     head.put_u32((size + 8) as u32);
     head.put_slice(b"mdat");
-    Ok(Some([head.freeze(), fragment.slice(offset..offset + size)]))
+    Ok(Some([
+        head.freeze(),
+        fragments.slice(offset..offset + size),
+    ]))
 }
 
 #[cfg(test)]
@@ -540,7 +572,8 @@ pub(crate) mod tests {
             ],
         )
         .unwrap();
-        let [head, data] = extract_track(&frag, 2, 1).unwrap().unwrap();
+        let pieces = extract_track(&frag, 2, 1).unwrap();
+        let [head, data] = <[Bytes; 2]>::try_from(pieces).unwrap();
         assert_eq!(&data[..], &[1, 2, 3]);
         let joined = [head.clone(), data].concat();
         let moof = Moof::decode(&mut joined.as_slice()).unwrap();
@@ -553,7 +586,13 @@ pub(crate) mod tests {
         let off = moof.traf[0].trun[0].data_offset.unwrap() as usize;
         assert_eq!(&joined[off..], &[1, 2, 3]);
         assert_eq!(&joined[off - 4..off], b"mdat");
-        assert!(extract_track(&frag, 7, 1).unwrap().is_none());
+        assert!(extract_track(&frag, 7, 1).unwrap().is_empty());
+        // Two fragments in a row (a part made of chunks): each is extracted on its own.
+        let two = Bytes::from([frag.clone(), frag.clone()].concat());
+        let pieces = extract_track(&two, 2, 1).unwrap();
+        assert_eq!(pieces.len(), 4);
+        assert_eq!(pieces[2], head);
+        assert_eq!(&pieces[3][..], &[1, 2, 3]);
     }
 
     #[test]

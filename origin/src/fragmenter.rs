@@ -4,7 +4,11 @@
 //! used only to stamp PROGRAM-DATE-TIME), then drain [`Fragmenter::poll_event`] until `None`.
 //!
 //! Rules it keeps:
-//! - Video and audio go into one muxed fragment per part (track 1 video, track 2 audio).
+//! - Video and audio are muxed (track 1 video, track 2 audio). A part is a run of CMAF chunks
+//!   (`moof` + `mdat` each): one per video frame, carrying that frame and the audio up to its
+//!   end (audio-only streams: about every [`AUDIO_CHUNK_MS`]). Each chunk is emitted as soon
+//!   as it is made, so a part can be served while it is being made; the complete part is the
+//!   same chunks, byte for byte.
 //! - The "master" track (video when present, else audio) decides where parts and segments end.
 //! - A segment starts with an IDR picture (checked on the NAL type) and is cut at the first IDR
 //!   at or after the segment target. A part ends when adding the next master sample would
@@ -31,6 +35,9 @@ const AAC_FRAME: u64 = 1024;
 const AUDIO_BACKWARD_TOLERANCE_MS: i64 = 500;
 /// Used for the last video frame of a segment closed without a successor (end of stream).
 const DEFAULT_VIDEO_FRAME: u32 = VIDEO_TIMESCALE / 30;
+/// Audio-only streams: a chunk closes once it holds this much audio. One chunk per AAC frame
+/// (21 ms) would spend a third of the bytes on `moof` boxes.
+pub const AUDIO_CHUNK_MS: u64 = 60;
 
 /// Fragmenter settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +74,9 @@ pub enum FragmentEvent {
     Init(Arc<InitSegment>),
     /// A segment begins; its parts follow.
     SegmentStart(SegmentStart),
+    /// The next CMAF chunk (`moof` + `mdat`) of the part being made. The part that follows
+    /// is exactly its chunks, concatenated.
+    Chunk(Bytes),
     /// A complete part of the current segment.
     Part(Part),
     /// The current segment is complete.
@@ -86,8 +96,10 @@ pub struct SegmentStart {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Part {
-    /// `moof` + `mdat`.
+    /// Its chunks (`moof` + `mdat` each), concatenated.
     pub data: Bytes,
+    /// How many chunks it is made of.
+    pub chunks: u32,
     /// Duration in master-track timescale units.
     pub duration: u64,
     pub timescale: u32,
@@ -133,6 +145,20 @@ struct Timeline {
     anchor: Option<(i64, i64)>,
 }
 
+/// What the chunks already emitted for the part being made add up to.
+#[derive(Debug, Default)]
+struct PartSoFar {
+    chunks: Vec<Bytes>,
+    master_samples: u32,
+    duration: u64,
+    independent: Option<bool>,
+    video_samples: u32,
+    audio_samples: u32,
+    /// First audio decode time and end of the last audio sample.
+    audio: Option<(u64, u64)>,
+    audio_bytes: u64,
+}
+
 /// Turns a stream of [`MediaMessage`]s into CMAF init segments, parts and segment boundaries.
 #[derive(Debug)]
 pub struct Fragmenter {
@@ -155,8 +181,11 @@ pub struct Fragmenter {
     segment_open: bool,
     segment_start: u64,
     part_start: u64,
+    /// Samples of the chunk being made.
     part_video: Vec<Sample>,
     part_audio: Vec<Sample>,
+    /// The chunks of the part being made and what they hold.
+    part: PartSoFar,
     discontinuity_next: bool,
     sequence: u32,
     events: VecDeque<FragmentEvent>,
@@ -184,6 +213,7 @@ impl Fragmenter {
             part_start: 0,
             part_video: Vec::new(),
             part_audio: Vec::new(),
+            part: PartSoFar::default(),
             discontinuity_next: false,
             sequence: 0,
             events: VecDeque::new(),
@@ -298,6 +328,9 @@ impl Fragmenter {
             self.flush_part()?;
             self.end_segment();
         }
+        // Audio left after the segment's last video frame cannot open the next segment.
+        self.part_video.clear();
+        self.part_audio.clear();
         self.audio_queue.clear();
         self.audio_next = None;
         Ok(())
@@ -514,8 +547,15 @@ impl Fragmenter {
         }
         if self.video_is_master() {
             self.part_video.push(sample);
+            // The frame is complete: it and the audio up to its end go out as a chunk now.
+            self.take_audio_until(end);
+            self.flush_chunk()?;
         } else {
             self.part_audio.push(sample);
+            let first = self.part_audio.first().map_or(start, |s| s.dts);
+            if end - first >= self.ticks(Duration::from_millis(AUDIO_CHUNK_MS)) {
+                self.flush_chunk()?;
+            }
         }
         self.end_ms = self.end_ms.max(self.ms_of(end));
         if end - self.part_start >= self.ticks(self.cfg.part_target) {
@@ -528,12 +568,14 @@ impl Fragmenter {
         (ticks * 1000 / u64::from(self.master_timescale())) as i64
     }
 
+    /// True while the part being made holds no master sample (emitted or not).
     fn part_video_or_master_is_empty(&self) -> bool {
-        if self.video_is_master() {
+        let chunk_empty = if self.video_is_master() {
             self.part_video.is_empty()
         } else {
             self.part_audio.is_empty()
-        }
+        };
+        chunk_empty && self.part.master_samples == 0
     }
 
     fn open_segment(&mut self, start: u64) {
@@ -564,31 +606,40 @@ impl Fragmenter {
 
     /// Moves queued audio that starts before `end` (master ticks) into the part, then flushes.
     fn flush_part_until(&mut self, end: u64) -> Result<(), crate::cmaf::CmafError> {
-        if self.video_is_master() {
-            let rate = self
-                .active
-                .as_ref()
-                .and_then(|t| t.audio.as_ref())
-                .map(|a| u128::from(a.sample_rate));
-            if let Some(rate) = rate {
-                while let Some(a) = self.audio_queue.front() {
-                    if u128::from(a.dts) * u128::from(VIDEO_TIMESCALE) < u128::from(end) * rate {
-                        let a = self.audio_queue.pop_front().expect("front exists");
-                        self.part_audio.push(a);
-                    } else {
-                        break;
-                    }
-                }
-            }
-        }
+        self.take_audio_until(end);
         self.flush_part()
     }
 
-    fn flush_part(&mut self) -> Result<(), crate::cmaf::CmafError> {
-        if self.part_video_or_master_is_empty() {
+    /// Moves queued audio that starts before `end` (master ticks) into the chunk being made.
+    fn take_audio_until(&mut self, end: u64) {
+        if !self.video_is_master() {
+            return;
+        }
+        let rate = self
+            .active
+            .as_ref()
+            .and_then(|t| t.audio.as_ref())
+            .map(|a| u128::from(a.sample_rate));
+        if let Some(rate) = rate {
+            while let Some(a) = self.audio_queue.front() {
+                if u128::from(a.dts) * u128::from(VIDEO_TIMESCALE) < u128::from(end) * rate {
+                    let a = self.audio_queue.pop_front().expect("front exists");
+                    self.part_audio.push(a);
+                } else {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Writes the samples gathered since the last chunk as the part's next chunk.
+    fn flush_chunk(&mut self) -> Result<(), crate::cmaf::CmafError> {
+        if self.part_video.is_empty() && self.part_audio.is_empty() {
             return Ok(());
         }
         let Some(tracks) = &self.active else {
+            self.part_video.clear();
+            self.part_audio.clear();
             return Ok(());
         };
         self.sequence = self.sequence.wrapping_add(1);
@@ -611,22 +662,26 @@ impl Fragmenter {
         } else {
             &self.part_audio
         };
-        let duration: u64 = master.iter().map(|s| u64::from(s.duration)).sum();
-        let independent = master.first().is_some_and(|s| s.sync);
-        let part = Part {
-            data,
-            duration,
-            timescale: self.master_timescale(),
-            independent,
-            video_samples: self.part_video.len() as u32,
-            audio_samples: self.part_audio.len() as u32,
-            audio: self.part_audio.first().map(|first| {
-                let last = &self.part_audio[self.part_audio.len() - 1];
-                (first.dts, last.dts + u64::from(last.duration) - first.dts)
-            }),
-            audio_bytes: self.part_audio.iter().map(|s| s.data.len() as u64).sum(),
-        };
-        self.part_start += duration;
+        let acc = &mut self.part;
+        if acc.independent.is_none() {
+            acc.independent = master.first().map(|s| s.sync);
+        }
+        acc.master_samples += master.len() as u32;
+        acc.duration += master.iter().map(|s| u64::from(s.duration)).sum::<u64>();
+        acc.video_samples += self.part_video.len() as u32;
+        acc.audio_samples += self.part_audio.len() as u32;
+        acc.audio_bytes += self
+            .part_audio
+            .iter()
+            .map(|s| s.data.len() as u64)
+            .sum::<u64>();
+        if let (Some(first), Some(last)) = (self.part_audio.first(), self.part_audio.last()) {
+            let end = last.dts + u64::from(last.duration);
+            acc.audio = Some(match acc.audio {
+                Some((start, _)) => (start, end),
+                None => (first.dts, end),
+            });
+        }
         // A rebased timeline must resume after every track's last sample, not just the master's.
         for (samples, rate) in [
             (&self.part_video, VIDEO_TIMESCALE),
@@ -644,6 +699,33 @@ impl Fragmenter {
         }
         self.part_video.clear();
         self.part_audio.clear();
+        acc.chunks.push(data.clone());
+        self.events.push_back(FragmentEvent::Chunk(data));
+        Ok(())
+    }
+
+    fn flush_part(&mut self) -> Result<(), crate::cmaf::CmafError> {
+        if self.part_video_or_master_is_empty() {
+            return Ok(());
+        }
+        self.flush_chunk()?;
+        let acc = std::mem::take(&mut self.part);
+        let data = match acc.chunks.as_slice() {
+            [one] => one.clone(),
+            chunks => Bytes::from(chunks.concat()),
+        };
+        let part = Part {
+            data,
+            chunks: acc.chunks.len() as u32,
+            duration: acc.duration,
+            timescale: self.master_timescale(),
+            independent: acc.independent.unwrap_or(false),
+            video_samples: acc.video_samples,
+            audio_samples: acc.audio_samples,
+            audio: acc.audio.map(|(start, end)| (start, end - start)),
+            audio_bytes: acc.audio_bytes,
+        };
+        self.part_start += acc.duration;
         self.events.push_back(FragmentEvent::Part(part));
         Ok(())
     }

@@ -83,8 +83,25 @@ fn synth(p: &Synth) -> Vec<(MediaMessage, i64)> {
 #[derive(Debug, Default)]
 struct Seg {
     start: Option<SegmentStart>,
-    parts: Vec<(Part, Moof)>,
+    /// Each part and the `moof` of each of its chunks.
+    parts: Vec<(Part, Vec<Moof>)>,
+    /// Chunk bytes emitted since the last part.
+    chunks: Vec<u8>,
     complete: bool,
+}
+
+/// The `moof` of every chunk (`moof` + `mdat`) of a part.
+fn moofs(data: &[u8]) -> Vec<Moof> {
+    let mut out = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let mut cursor = rest;
+        out.push(Moof::decode(&mut cursor).expect("a chunk starts with a moof"));
+        let mdat = u32::from_be_bytes(cursor[..4].try_into().unwrap()) as usize;
+        assert_eq!(&cursor[4..8], b"mdat");
+        rest = &cursor[mdat..];
+    }
+    out
 }
 
 fn run(
@@ -102,9 +119,20 @@ fn run(
                     start: Some(s),
                     ..Default::default()
                 }),
+                FragmentEvent::Chunk(c) => {
+                    let seg = segs.last_mut().expect("chunk inside a segment");
+                    assert!(!seg.complete, "chunk after segment end");
+                    seg.chunks.extend_from_slice(&c);
+                }
                 FragmentEvent::Part(p) => {
-                    let moof = Moof::decode(&mut p.data.as_ref()).expect("part starts with a moof");
                     let seg = segs.last_mut().expect("part inside a segment");
+                    assert_eq!(
+                        std::mem::take(&mut seg.chunks),
+                        p.data.to_vec(),
+                        "a part is exactly the chunks emitted before it"
+                    );
+                    let moof = moofs(&p.data);
+                    assert_eq!(moof.len() as u32, p.chunks);
                     assert!(!seg.complete, "part after segment end");
                     seg.parts.push((p, moof));
                 }
@@ -125,10 +153,10 @@ fn run(
     (inits, segs, f)
 }
 
-/// (track id, dts, duration, sync) of every sample in a part.
-fn samples(moof: &Moof) -> Vec<(u32, u64, u32, bool)> {
+/// (track id, dts, duration, sync) of every sample in a part, chunk after chunk.
+fn samples(moofs: &[Moof]) -> Vec<(u32, u64, u32, bool)> {
     let mut v = Vec::new();
-    for traf in &moof.traf {
+    for traf in moofs.iter().flat_map(|m| &m.traf) {
         let mut dts = traf.tfdt.as_ref().unwrap().base_media_decode_time;
         for e in traf.trun[0].samples.iter() {
             let d = e.duration.unwrap();

@@ -34,6 +34,7 @@ use crate::naming::MediaName;
 use crate::packager::Origin;
 use crate::playlist::{BlockingRequest, Outcome};
 use crate::request::{RangeReq, parse_directives, parse_range, slice_chunks};
+use crate::store::Progress;
 use crate::stream::{MediaBytes, OriginStream, Wait};
 
 /// The media playlist's name next to `index.m3u8`.
@@ -436,36 +437,117 @@ async fn media(
         m.request("media", "not_found");
         return not_found();
     };
-    let mut found = os.media(kind);
-    if found.is_none()
-        && let MediaName::Part(index) = kind
-    {
-        // The preload hint names a part still being made: answer when it is complete.
-        if let Wait::Later(w) = os.block_for_part(index) {
-            match w.outcome().await {
-                Outcome::Ready => found = os.media(kind),
-                Outcome::TimedOut => {
-                    m.request("media", "timeout");
-                    return simple(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        CACHE_ERROR,
-                        "part not ready\n",
-                    );
-                }
-                Outcome::Gone => {}
-            }
-        }
+    if let Some(media) = os.media(kind) {
+        m.request("media", "ok");
+        return complete_media(state, media, req);
     }
-    let Some(media) = found else {
-        m.request("media", "not_found");
-        return not_found();
-    };
-    m.request("media", "ok");
+    in_progress(state, os, kind, req).await
+}
+
+fn complete_media(state: &HttpState, media: MediaBytes, req: &Request<Incoming>) -> Response<Body> {
     let resp = media_response(media, req.headers().get(header::RANGE));
     if let Some(len) = resp.body().size_hint().exact() {
-        m.media_bytes_out.inc_by(len);
+        state.origin.metrics.media_bytes_out.inc_by(len);
     }
     resp
+}
+
+/// Chunks queued for one response streaming media being made: a slow client holds at most
+/// this many (they are shared buffers, not copies); the feeding task waits beyond that.
+const STREAM_QUEUE: usize = 16;
+
+/// A part or segment that is not complete: once its first bytes exist (the preload-hinted
+/// part starts one frame after the previous part closed), the response starts and sends each
+/// chunk as the fragmenter makes it, ending when the part or segment is complete. What a
+/// player receives is byte for byte the complete file served later.
+async fn in_progress(
+    state: &HttpState,
+    os: &Arc<OriginStream>,
+    name: MediaName,
+    req: &Request<Incoming>,
+) -> Response<Body> {
+    let m = &state.origin.metrics;
+    let mut rx = os.watch_progress();
+    let deadline = tokio::time::Instant::now() + os.hold_limit();
+    let first = loop {
+        rx.borrow_and_update();
+        match os.progress(name) {
+            Progress::Complete(chunks) => {
+                m.request("media", "ok");
+                return complete_media(state, MediaBytes { chunks, kind: name }, req);
+            }
+            Progress::Partial(pieces) if !pieces.is_empty() => break pieces,
+            Progress::Partial(_) => {}
+            Progress::Absent => {
+                m.request("media", "not_found");
+                return not_found();
+            }
+        }
+        match tokio::time::timeout_at(deadline, rx.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                m.request("media", "not_found");
+                return not_found();
+            }
+            Err(_) => {
+                m.request("media", "timeout");
+                return simple(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    CACHE_ERROR,
+                    "media not ready\n",
+                );
+            }
+        }
+    };
+    m.request("media", "streamed");
+    let (tx, body_rx) = tokio::sync::mpsc::channel(STREAM_QUEUE);
+    let stream = os.clone();
+    let metrics = state.origin.metrics.clone();
+    tokio::spawn(
+        async move {
+            let mut sent = 0u64;
+            let mut pieces = first;
+            loop {
+                for piece in crate::store::after(&pieces, sent) {
+                    sent += piece.len() as u64;
+                    metrics.media_bytes_out.inc_by(piece.len() as u64);
+                    if tx.send(piece).await.is_err() {
+                        return; // the client went away
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+                rx.borrow_and_update();
+                pieces = match stream.progress(name) {
+                    Progress::Complete(p) => {
+                        for piece in crate::store::after(&p, sent) {
+                            metrics.media_bytes_out.inc_by(piece.len() as u64);
+                            if tx.send(piece).await.is_err() {
+                                return;
+                            }
+                        }
+                        return;
+                    }
+                    Progress::Partial(p) => p,
+                    // Cannot happen while live (nothing being made is evicted); end the body.
+                    Progress::Absent => return,
+                };
+            }
+        }
+        .in_current_span(),
+    );
+    let mut r = Response::new(Body::streaming(body_rx));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    // The bytes are final (the complete file is the same), so caches keep them like any
+    // media. (No `X-Accel-Buffering: no`: nginx would then neither cache the response nor
+    // collapse the crowd waiting on it onto this one request.)
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(CACHE_IMMUTABLE),
+    );
+    r
 }
 
 fn accepts_gzip(req: &Request<Incoming>) -> bool {

@@ -13,4 +13,5 @@ pub mod naming;
 pub mod packager;
 pub mod playlist;
 pub mod request;
+pub mod store;
 pub mod stream;

@@ -37,7 +37,7 @@ impl Names {
 }
 
 /// A file of a stream, parsed from its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MediaName {
     Init(u32),
     Part(u64),
@@ -143,5 +143,14 @@ mod tests {
         );
         assert_eq!(MediaName::parse("p", "p-x7.m4s"), None);
         assert_eq!(MediaName::parse("p", "p-p.m4s"), None);
+        for bad in [
+            "p-s5.mp4",
+            "p-p-1.m4s",
+            "p-s+5.m4s",
+            "p-initv.mp4",
+            "p-init2x.mp4",
+        ] {
+            assert_eq!(MediaName::parse("p", bad), None, "{bad}");
+        }
     }
 }

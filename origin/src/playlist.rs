@@ -2,8 +2,9 @@
 //! and blocking-reload waiters.
 //!
 //! Sans-IO. The packager feeds it with `handle_*`; HTTP handlers register waiters (plain ids,
-//! which the shell maps to its own channels) with [`Playlist::handle_blocking_request`] and
-//! [`Playlist::handle_part_request`], then pull answers with [`Playlist::poll_ready`]. Timers:
+//! which the shell maps to its own channels) with [`Playlist::handle_blocking_request`], then
+//! pull answers with [`Playlist::poll_ready`]. (A GET for the hinted part is not held here:
+//! the part is streamed while it is being made, see [`crate::store`].) Timers:
 //! call [`Playlist::handle_timeout`] at [`Playlist::poll_timeout`]. It never does I/O and never
 //! reads a clock: every time is passed in.
 
@@ -128,8 +129,6 @@ enum WaitKey {
     Position(Position),
     /// `_HLS_msn` alone: segment msn complete.
     Segment(u64),
-    /// The preload-hinted part, by global number.
-    Part(u64),
 }
 
 /// LL-HLS media playlist state.
@@ -149,7 +148,6 @@ pub struct Playlist {
     target_duration: u64,
     position_waiters: BTreeMap<Position, Vec<WaiterId>>,
     segment_waiters: BTreeMap<u64, Vec<WaiterId>>,
-    part_waiters: BTreeMap<u64, Vec<WaiterId>>,
     deadlines: BTreeMap<(Instant, WaiterId), ()>,
     waiting: HashMap<WaiterId, (Instant, WaitKey)>,
     ready: VecDeque<(WaiterId, Outcome)>,
@@ -176,7 +174,6 @@ impl Playlist {
             target_duration,
             position_waiters: BTreeMap::new(),
             segment_waiters: BTreeMap::new(),
-            part_waiters: BTreeMap::new(),
             deadlines: BTreeMap::new(),
             waiting: HashMap::new(),
             ready: VecDeque::new(),
@@ -254,7 +251,8 @@ impl Playlist {
         (frames > 0 && secs > 0.0).then(|| frames as f64 / secs)
     }
 
-    fn blocking_timeout(&self) -> Duration {
+    /// How long a held request may wait.
+    pub fn blocking_timeout(&self) -> Duration {
         Duration::from_secs(3 * self.target_duration)
     }
 
@@ -328,7 +326,6 @@ impl Playlist {
                 self.finish(id, Outcome::Ready);
             }
         }
-        self.wake_part_waiters(index);
         Some(index)
     }
 
@@ -378,11 +375,6 @@ impl Playlist {
             .collect();
         for id in held {
             self.finish(id, Outcome::Ready);
-        }
-        for (_, ids) in std::mem::take(&mut self.part_waiters) {
-            for id in ids {
-                self.finish(id, Outcome::Gone);
-            }
         }
     }
 
@@ -442,21 +434,6 @@ impl Playlist {
         Decision::Wait
     }
 
-    /// A request for a part that may not be complete yet (the preload hint).
-    pub fn handle_part_request(&mut self, id: WaiterId, index: u64, now: Instant) -> Decision {
-        if index < self.next_part {
-            return Decision::Ready;
-        }
-        if self.ended || index > self.next_part {
-            return Decision::NotFound;
-        }
-        self.part_waiters.entry(index).or_default().push(id);
-        let deadline = now + self.blocking_timeout();
-        self.deadlines.insert((deadline, id), ());
-        self.waiting.insert(id, (deadline, WaitKey::Part(index)));
-        Decision::Wait
-    }
-
     /// The client went away; forget its waiter.
     pub fn cancel(&mut self, id: WaiterId) {
         if let Some((deadline, key)) = self.waiting.remove(&id) {
@@ -464,7 +441,6 @@ impl Playlist {
             let list = match key {
                 WaitKey::Position(p) => self.position_waiters.get_mut(&p),
                 WaitKey::Segment(m) => self.segment_waiters.get_mut(&m),
-                WaitKey::Part(i) => self.part_waiters.get_mut(&i),
             };
             if let Some(list) = list {
                 list.retain(|w| *w != id);
@@ -502,14 +478,6 @@ impl Playlist {
         if let Some((deadline, _)) = self.waiting.remove(&id) {
             self.deadlines.remove(&(deadline, id));
             self.ready.push_back((id, outcome));
-        }
-    }
-
-    fn wake_part_waiters(&mut self, index: u64) {
-        if let Some(ids) = self.part_waiters.remove(&index) {
-            for id in ids {
-                self.finish(id, Outcome::Ready);
-            }
         }
     }
 

@@ -250,26 +250,11 @@ fn far_future_msn_is_400_and_timeouts_are_503() {
 }
 
 #[test]
-fn hinted_part_request() {
+fn after_the_end_directives_are_ignored() {
     let mut p = pl();
     let now = Instant::now();
     segment(&mut p, 2, false);
-    assert_eq!(p.handle_part_request(1, 1, now), Decision::Ready);
-    assert_eq!(p.handle_part_request(2, 2, now), Decision::Wait);
-    assert_eq!(p.handle_part_request(3, 3, now), Decision::NotFound);
-    p.handle_part(PartInfo {
-        duration: 18_000,
-        independent: false,
-        bytes: 1,
-        video_samples: 6,
-        audio: None,
-        audio_bytes: 0,
-    });
-    assert_eq!(p.poll_ready(), Some((2, Outcome::Ready)));
-    assert_eq!(p.handle_part_request(4, 3, now), Decision::Wait);
     p.handle_end();
-    assert_eq!(p.poll_ready(), Some((4, Outcome::Gone)));
-    // After the end, directives are ignored.
     assert_eq!(
         p.handle_blocking_request(
             5,
@@ -317,7 +302,6 @@ enum Op {
     Part,
     EndSegment,
     Request { ahead_msn: i8, part: Option<u8> },
-    PartRequest { ahead: i8 },
     Advance(u16),
     Cancel(u8),
 }
@@ -327,7 +311,6 @@ fn op() -> impl Strategy<Value = Op> {
         6 => Just(Op::Part),
         1 => Just(Op::EndSegment),
         3 => (-3i8..4, proptest::option::of(0u8..12)).prop_map(|(ahead_msn, part)| Op::Request { ahead_msn, part }),
-        2 => (-3i8..3).prop_map(|ahead| Op::PartRequest { ahead }),
         2 => (0u16..3000).prop_map(Op::Advance),
         1 => any::<u8>().prop_map(Op::Cancel),
     ]
@@ -360,11 +343,6 @@ proptest! {
                     let last = p.next_msn.saturating_sub(1);
                     prop_assert_eq!(matches!(d, Decision::BadRequest(_)), msn > last + 2);
                     if d == Decision::Wait { held.insert(next_id); }
-                }
-                Op::PartRequest { ahead } => {
-                    next_id += 1;
-                    let idx = (p.next_part_index() as i64 + i64::from(ahead)).max(0) as u64;
-                    if p.handle_part_request(next_id, idx, now) == Decision::Wait { held.insert(next_id); }
                 }
                 Op::Advance(ms) => {
                     now += Duration::from_millis(u64::from(ms));

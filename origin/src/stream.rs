@@ -4,7 +4,7 @@
 //! HTTP handlers and the packager share a [`OriginStream`] behind a short-held std mutex
 //! (never held across an await). Held requests are oneshot channels keyed by waiter id.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -13,22 +13,17 @@ use bytes::Bytes;
 use relay::path::StreamPath;
 use tokio::sync::{Notify, oneshot};
 
-use crate::cmaf::TrackSet;
-use crate::fragmenter::{FragmentEvent, Fragmenter, InitSegment};
+use crate::fragmenter::{FragmentEvent, Fragmenter};
 use crate::metrics::OriginMetrics;
-use crate::naming::{MediaName, Names, TrackKind};
+use crate::naming::{MediaName, Names};
 use crate::packager::OriginConfig;
 use crate::playlist::{BlockingRequest, Decision, Outcome, PartInfo, Playlist, WaiterId, epoch_ms};
+pub use crate::store::MediaBytes;
+use crate::store::{Making, MediaStore, Progress};
 
 struct State {
     playlist: Playlist,
-    inits: HashMap<u32, Arc<InitSegment>>,
-    current_init: Option<u32>,
-    parts: HashMap<u64, Bytes>,
-    /// Complete segments still fetchable: init id and part numbers.
-    segments: HashMap<u64, (u32, Vec<u64>)>,
-    open_parts: Vec<u64>,
-    retired: VecDeque<u64>,
+    store: MediaStore,
     ast_ms: Option<i64>,
     /// Held requests, answered with the outcome and when it was decided.
     waiters: HashMap<WaiterId, oneshot::Sender<(Outcome, Instant)>>,
@@ -46,10 +41,12 @@ pub struct OriginStream {
     wake: Notify,
     /// True once the first part exists (or the stream ended).
     playable: tokio::sync::watch::Sender<bool>,
+    /// Bumped whenever media bytes are added (a chunk, a part) or the stream ends: wakes
+    /// responses that stream media while it is being made.
+    progress: tokio::sync::watch::Sender<u64>,
     /// Recent viewer sessions (hash of client address and user agent) and when last seen.
     viewers: Mutex<HashMap<u64, Instant>>,
     next_waiter: AtomicU64,
-    extra_segments: usize,
 }
 
 /// What a handler should do with a request that may have to wait.
@@ -94,22 +91,6 @@ impl Drop for Waiting {
     }
 }
 
-/// Media bytes: one buffer, or the parts that make up a segment (served without copying).
-#[derive(Debug, Clone)]
-pub struct MediaBytes {
-    pub chunks: Vec<Bytes>,
-    pub kind: MediaName,
-}
-
-impl MediaBytes {
-    pub fn len(&self) -> u64 {
-        self.chunks.iter().map(|c| c.len() as u64).sum()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 impl OriginStream {
     pub(crate) fn new(path: StreamPath, prefix: String, cfg: &OriginConfig) -> Self {
         Self {
@@ -117,21 +98,16 @@ impl OriginStream {
             prefix: prefix.clone(),
             state: Mutex::new(State {
                 playlist: Playlist::new(cfg.playlist, Names { prefix }),
-                inits: HashMap::new(),
-                current_init: None,
-                parts: HashMap::new(),
-                segments: HashMap::new(),
-                open_parts: Vec::new(),
-                retired: VecDeque::new(),
+                store: MediaStore::new(cfg.extra_segments),
                 ast_ms: None,
                 waiters: HashMap::new(),
                 gzipped: [None, None],
             }),
             wake: Notify::new(),
             playable: tokio::sync::watch::Sender::new(false),
+            progress: tokio::sync::watch::Sender::new(0),
             viewers: Mutex::new(HashMap::new()),
             next_waiter: AtomicU64::new(1),
-            extra_segments: cfg.extra_segments,
         }
     }
 
@@ -177,16 +153,10 @@ impl OriginStream {
         })
     }
 
-    /// A request for a part that may still be in the making (the preload hint).
-    pub fn block_for_part(self: &Arc<Self>, index: u64) -> Wait {
-        let id = self.next_waiter.fetch_add(1, Ordering::Relaxed);
-        let mut st = self.lock();
-        match st.playlist.handle_part_request(id, index, Instant::now()) {
-            Decision::Ready => Wait::Now,
-            Decision::Wait => self.hold(&mut st, id),
-            Decision::BadRequest(r) => Wait::BadRequest(r),
-            Decision::NotFound => Wait::NotFound,
-        }
+    /// How long a request may wait for something to appear (a blocking reload, the first
+    /// bytes of the hinted part).
+    pub fn hold_limit(&self) -> Duration {
+        self.lock().playlist.blocking_timeout()
     }
 
     /// The media playlist text.
@@ -217,7 +187,7 @@ impl OriginStream {
     /// The multivariant playlist, once the stream has tracks.
     pub fn multivariant(&self, media_uri: &str) -> Option<String> {
         let st = self.lock();
-        let tracks = &st.inits.get(&st.current_init?)?.tracks;
+        let tracks = st.store.current_tracks()?;
         Some(crate::playlist::render_multivariant(
             tracks,
             st.playlist.peak_bandwidth(),
@@ -230,11 +200,7 @@ impl OriginStream {
     pub fn mpd(&self, now: SystemTime) -> Option<String> {
         let st = self.lock();
         st.playlist.segments().next()?;
-        let inits: HashMap<u32, TrackSet> = st
-            .inits
-            .iter()
-            .map(|(k, v)| (*k, v.tracks.clone()))
-            .collect();
+        let inits = st.store.all_tracks();
         Some(crate::dash::render_mpd(
             &st.playlist,
             &inits,
@@ -271,7 +237,7 @@ impl OriginStream {
         v.len() as u64
     }
 
-    /// Requests being held (blocking playlist reloads and hinted-part GETs).
+    /// Blocking playlist reloads being held.
     pub fn held_requests(&self) -> usize {
         self.lock().playlist.waiting()
     }
@@ -285,73 +251,43 @@ impl OriginStream {
         self.lock().playlist.next_part_index()
     }
 
-    /// The bytes of a media file, if it is (still) here.
+    /// The bytes of a complete media file, if it is (still) here.
     pub fn media(&self, name: MediaName) -> Option<MediaBytes> {
+        self.lock().store.complete(name)
+    }
+
+    /// A media file as far as it exists now, including a part or segment being made.
+    pub fn progress(&self, name: MediaName) -> Progress {
         let st = self.lock();
-        let chunks = match name {
-            MediaName::Init(id) => vec![st.inits.get(&id)?.data.clone()],
-            MediaName::Part(i) => vec![st.parts.get(&i)?.clone()],
-            MediaName::Segment(msn) => st
-                .segments
-                .get(&msn)?
-                .1
-                .iter()
-                .map(|i| st.parts.get(i).cloned())
-                .collect::<Option<Vec<_>>>()?,
-            MediaName::TrackInit(id, kind) => {
-                let tracks = &st.inits.get(&id)?.tracks;
-                let single = match kind {
-                    TrackKind::Video => TrackSet {
-                        video: tracks.video.clone(),
-                        audio: None,
-                    },
-                    TrackKind::Audio => TrackSet {
-                        video: None,
-                        audio: tracks.audio.clone(),
-                    },
-                };
-                if single.video.is_none() && single.audio.is_none() {
-                    return None;
-                }
-                vec![crate::cmaf::write_init(&single).ok()?]
-            }
-            MediaName::TrackSegment(msn, kind) => {
-                let (init_id, parts) = st.segments.get(&msn)?;
-                let tracks = &st.inits.get(init_id)?.tracks;
-                let track_id = match kind {
-                    TrackKind::Video => tracks.video_track_id()?,
-                    TrackKind::Audio => tracks.audio_track_id()?,
-                };
-                let mut chunks = Vec::new();
-                for i in parts {
-                    let part = st.parts.get(i)?;
-                    match crate::cmaf::extract_track(part, track_id, 1) {
-                        Ok(Some(pair)) => chunks.extend(pair),
-                        Ok(None) => {}
-                        Err(_) => return None,
-                    }
-                }
-                if chunks.is_empty() {
-                    return None;
-                }
-                chunks
-            }
+        let making = Making {
+            part: st.playlist.next_part_index(),
+            segment: st.playlist.open_segment().map(|s| s.msn),
+            ended: st.playlist.is_ended(),
         };
-        Some(MediaBytes { chunks, kind: name })
+        st.store.progress(name, making)
+    }
+
+    /// Changes whenever media bytes are added or the stream ends.
+    pub fn watch_progress(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.progress.subscribe()
     }
 
     fn apply(&self, st: &mut State, ev: FragmentEvent, metrics: &OriginMetrics) {
         match ev {
             FragmentEvent::Init(init) => {
                 st.playlist.handle_init(init.id);
-                st.current_init = Some(init.id);
-                st.inits.insert(init.id, init);
+                st.store.handle_init(init);
             }
             FragmentEvent::SegmentStart(s) => {
                 let start_ms = (s.start as f64 * 1000.0 / f64::from(s.timescale)) as i64;
                 st.ast_ms.get_or_insert(s.pdt_ms - start_ms);
                 st.playlist
                     .handle_segment_start(s.discontinuity, s.pdt_ms, s.start, s.timescale);
+                st.store.handle_segment_start(s.init_id);
+            }
+            FragmentEvent::Chunk(c) => {
+                st.store.handle_chunk(c);
+                self.progress.send_modify(|n| *n += 1);
             }
             FragmentEvent::Part(p) => {
                 let len = p.data.len() as u64;
@@ -363,27 +299,16 @@ impl OriginStream {
                     audio: p.audio,
                     audio_bytes: p.audio_bytes,
                 }) {
-                    st.parts.insert(idx, p.data);
-                    st.open_parts.push(idx);
+                    st.store.handle_part(idx, p.data);
                     metrics.parts_produced.inc();
+                    self.progress.send_modify(|n| *n += 1);
                 }
             }
             FragmentEvent::SegmentEnd => {
-                let init_id = st.playlist.open_segment().map(|s| s.init_id);
                 if let Some((msn, evicted)) = st.playlist.handle_segment_end() {
-                    let parts = std::mem::take(&mut st.open_parts);
-                    st.segments.insert(msn, (init_id.unwrap_or(0), parts));
+                    st.store.handle_segment_end(msn, evicted);
                     metrics.segments_produced.inc();
-                    st.retired.extend(evicted);
-                    while st.retired.len() > self.extra_segments {
-                        if let Some(old) = st.retired.pop_front()
-                            && let Some((_, parts)) = st.segments.remove(&old)
-                        {
-                            for p in parts {
-                                st.parts.remove(&p);
-                            }
-                        }
-                    }
+                    self.progress.send_modify(|n| *n += 1);
                 }
             }
         }
@@ -435,47 +360,11 @@ impl OriginStream {
         st.playlist.handle_end();
         Self::dispatch(&mut st);
         self.playable.send_replace(true);
+        self.progress.send_modify(|n| *n += 1);
     }
 
     /// Completes when a handler asks the packager to look again (see `wake`).
     pub(crate) async fn woken(&self) {
         self.wake.notified().await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn media_names() {
-        assert_eq!(
-            MediaName::parse("ab", "ab-init3.mp4"),
-            Some(MediaName::Init(3))
-        );
-        assert_eq!(
-            MediaName::parse("ab", "ab-p17.m4s"),
-            Some(MediaName::Part(17))
-        );
-        assert_eq!(
-            MediaName::parse("ab", "ab-s5.m4s"),
-            Some(MediaName::Segment(5))
-        );
-        assert_eq!(MediaName::parse("ab", "cd-s5.m4s"), None);
-        assert_eq!(MediaName::parse("ab", "ab-s5.mp4"), None);
-        assert_eq!(MediaName::parse("ab", "ab-x5.m4s"), None);
-        assert_eq!(MediaName::parse("ab", "ab-p-1.m4s"), None);
-        assert_eq!(MediaName::parse("ab", "ab-s.m4s"), None);
-        assert_eq!(
-            MediaName::parse("ab", "ab-init2v.mp4"),
-            Some(MediaName::TrackInit(2, TrackKind::Video))
-        );
-        assert_eq!(
-            MediaName::parse("ab", "ab-a9.m4s"),
-            Some(MediaName::TrackSegment(9, TrackKind::Audio))
-        );
-        assert_eq!(MediaName::parse("ab", "ab-initv.mp4"), None);
-        assert_eq!(MediaName::parse("ab", "ab-init2x.mp4"), None);
-        assert_eq!(MediaName::parse("ab", "ab-s+5.m4s"), None);
     }
 }

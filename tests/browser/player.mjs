@@ -1,13 +1,17 @@
 // Plays a live URL with a real web player in headless Chromium and prints one JSON object:
-// latency samples, errors, stalls and decoded frames.
-// Usage: node player.mjs hlsjs|shaka|dashjs URL SECONDS
+// latency samples, errors, stalls, decoded and rendered frames, and (hls.js) where the time
+// goes for every part: when it appeared in a playlist, was requested, arrived and was buffered.
+// Usage: node player.mjs hlsjs|shaka|dashjs URL SECONDS [CONFIG_JSON]
 //   hlsjs  hls.js with lowLatencyMode; latency = now - hls.playingDate (PROGRAM-DATE-TIME)
 //   shaka  Shaka Player with lowLatencyMode; latency = now - getPlayheadTimeAsDate()
 //   dashjs dash.js; latency = getCurrentLiveLatency() (from availabilityStartTime)
+// CONFIG_JSON is merged into the player's configuration (hls.js config, Shaka's, dash.js
+// settings), so a tuned configuration is measured the same way as the default one.
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
-const [kind, url, secondsArg] = process.argv.slice(2);
+const [kind, url, secondsArg, configArg] = process.argv.slice(2);
+const extra = configArg ? JSON.parse(configArg) : {};
 const seconds = Number(secondsArg || 15);
 const scripts = {
   hlsjs: 'hls.js/dist/hls.min.js',
@@ -34,21 +38,58 @@ try {
   await page.setContent('<html><body><video id="v" muted playsinline></video></body></html>');
   // By file path: some packages' `exports` hide their browser bundles from require.resolve.
   await page.addScriptTag({ path: fileURLToPath(new URL(`./node_modules/${scripts[kind]}`, import.meta.url)) });
-  const result = await page.evaluate(async ({ kind, url, seconds }) => {
+  const result = await page.evaluate(async ({ kind, url, seconds, extra }) => {
     const video = document.getElementById('v');
-    const out = { player: kind, samples: [], errors: [], stalls: 0, fatal: null };
+    const out = {
+      player: kind, samples: [], errors: [], stalls: 0, stallTimes: [], fatal: null, parts: [],
+      config: extra,
+    };
+    // performance.now() (what hls.js stamps its stats with) to wall-clock milliseconds.
+    const wall = (t) => performance.timeOrigin + t;
     const fail = (what, fatal) => {
       out.errors.push(what);
       if (fatal) out.fatal = what;
     };
     let latency = () => null;
+    let extraSample = () => ({});
     let stop = () => {};
     if (kind === 'hlsjs') {
-      const hls = new Hls({ lowLatencyMode: true });
+      const hls = new Hls({ lowLatencyMode: true, ...extra });
       hls.on(Hls.Events.ERROR, (_, d) => fail(`${d.type}/${d.details}`, d.fatal));
+      // Where each part's time goes, relative to the wall clock: the first playlist that
+      // lists it, its request, first byte and last byte, and its append to the buffer.
+      const seen = new Map();
+      const byUrl = new Map();
+      hls.on(Hls.Events.LEVEL_LOADED, (_, d) => {
+        const now = Date.now();
+        for (const p of d.details.partList || []) {
+          if (!seen.has(p.url)) seen.set(p.url, now);
+        }
+      });
+      const record = (part, frag) => {
+        if (!part || frag.programDateTime === null || byUrl.has(part.url)) return null;
+        const pdt = frag.programDateTime + (part.start - frag.start) * 1000;
+        const r = { url: part.url, pdt, duration: part.duration, listed: seen.get(part.url) ?? null };
+        byUrl.set(part.url, r);
+        out.parts.push(r);
+        return r;
+      };
+      hls.on(Hls.Events.FRAG_LOADED, (_, d) => {
+        const r = record(d.part, d.frag);
+        if (!r) return;
+        const l = d.part.stats.loading;
+        r.requested = wall(l.start);
+        r.firstByte = wall(l.first);
+        r.loaded = wall(l.end);
+      });
+      hls.on(Hls.Events.FRAG_BUFFERED, (_, d) => {
+        const r = d.part && byUrl.get(d.part.url);
+        if (r) r.buffered = wall(d.part.stats.buffering.end);
+      });
       hls.loadSource(url);
       hls.attachMedia(video);
       latency = () => (hls.playingDate ? (Date.now() - hls.playingDate.getTime()) / 1000 : null);
+      extraSample = () => ({ target: hls.targetLatency, rate: video.playbackRate });
       stop = () => hls.destroy();
       out.lowLatencyMode = hls.lowLatencyMode;
     } else if (kind === 'shaka') {
@@ -56,6 +97,7 @@ try {
       const player = new shaka.Player();
       await player.attach(video);
       player.configure({ streaming: { lowLatencyMode: true } });
+      player.configure(extra);
       player.addEventListener('error', (e) => fail(`shaka ${e.detail.code}`, e.detail.severity === 2));
       try {
         await player.load(url);
@@ -69,6 +111,7 @@ try {
       stop = () => player.destroy();
     } else {
       const player = dashjs.MediaPlayer().create();
+      player.updateSettings(extra);
       player.on(dashjs.MediaPlayer.events.ERROR, (e) => fail(`dashjs ${JSON.stringify(e.error)}`, true));
       player.initialize(video, url, true);
       latency = () => {
@@ -77,14 +120,31 @@ try {
       };
       stop = () => player.reset();
     }
-    video.addEventListener('waiting', () => { out.stalls += 1; });
-    video.play().catch((e) => out.errors.push(`play: ${e}`));
     const start = Date.now();
+    video.addEventListener('waiting', () => {
+      out.stalls += 1;
+      out.stallTimes.push(Date.now() - start);
+    });
+    // Frames actually presented, per wall-clock second (not only decoded).
+    out.presented = [];
+    if (video.requestVideoFrameCallback) {
+      let lastSecond = -1;
+      const onFrame = (_, meta) => {
+        const t = Date.now() - start;
+        if (Math.floor(t / 1000) !== lastSecond) {
+          lastSecond = Math.floor(t / 1000);
+          out.presented.push([t, meta.presentedFrames]);
+        }
+        video.requestVideoFrameCallback(onFrame);
+      };
+      video.requestVideoFrameCallback(onFrame);
+    }
+    video.play().catch((e) => out.errors.push(`play: ${e}`));
     while (Date.now() - start < seconds * 1000 && !out.fatal) {
       await new Promise((r) => setTimeout(r, 250));
       const l = latency();
       if (l !== null && !video.paused && video.currentTime > 0) {
-        out.samples.push({ t: Date.now() - start, latency: l });
+        out.samples.push({ t: Date.now() - start, latency: l, ...extraSample() });
       }
     }
     const q = video.getVideoPlaybackQuality();
@@ -93,7 +153,7 @@ try {
     out.currentTime = video.currentTime;
     stop();
     return out;
-  }, { kind, url, seconds });
+  }, { kind, url, seconds, extra });
   result.pageErrors = pageErrors;
   console.log(JSON.stringify(result));
 } finally {

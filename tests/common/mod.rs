@@ -280,6 +280,30 @@ pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> (u16, hyper::Heade
     (status, headers, body)
 }
 
+/// A GET that keeps each body frame with the moment it arrived (for responses streamed while
+/// the media is being made).
+pub async fn get_frames(url: &str) -> (u16, hyper::HeaderMap, Vec<(std::time::Instant, Bytes)>) {
+    use http_body_util::BodyExt as _;
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let req = hyper::Request::get(url)
+        .body(Empty::new())
+        .expect("request");
+    let resp = client
+        .request(req)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let mut body = resp.into_body();
+    let mut frames = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.expect("body").into_data() {
+            frames.push((std::time::Instant::now(), data));
+        }
+    }
+    (status, headers, frames)
+}
+
 /// Any request with an optional JSON body; returns the status and the body as text.
 pub async fn request(
     method: &str,

@@ -1,0 +1,284 @@
+//! The media bytes of one stream: init segments, the parts and segments in the window, and
+//! the part being made, chunk by chunk, so it can be served while it is being made.
+//!
+//! Pure and synchronous: the packager feeds it the fragmenter's output, HTTP handlers read
+//! it. It never decides what is listed in a playlist (that is [`crate::playlist`]); it keeps
+//! bytes for what the playlist lists plus `extra_segments` retired segments, for players that
+//! are a little behind.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::cmaf::TrackSet;
+use crate::fragmenter::InitSegment;
+use crate::naming::{MediaName, TrackKind};
+
+/// Media bytes: one buffer, or the pieces that make up a part or segment (served without
+/// copying).
+#[derive(Debug, Clone)]
+pub struct MediaBytes {
+    pub chunks: Vec<Bytes>,
+    pub kind: MediaName,
+}
+
+impl MediaBytes {
+    pub fn len(&self) -> u64 {
+        self.chunks.iter().map(|c| c.len() as u64).sum()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A media file as far as it exists now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Complete: these are all its bytes.
+    Complete(Vec<Bytes>),
+    /// Being made: these bytes so far (maybe none yet); more follow.
+    Partial(Vec<Bytes>),
+    /// Not here and never will be (retired, unknown, or the stream ended first).
+    Absent,
+}
+
+/// The part or segment being made, as the playlist numbers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Making {
+    /// Number of the part the next chunk belongs to (the preload hint).
+    pub part: u64,
+    /// The open segment, if one is open.
+    pub segment: Option<u64>,
+    /// The stream ended: nothing more will be made.
+    pub ended: bool,
+}
+
+/// Media of one stream (see the module documentation).
+#[derive(Debug)]
+pub struct MediaStore {
+    inits: HashMap<u32, Arc<InitSegment>>,
+    current_init: Option<u32>,
+    parts: HashMap<u64, Bytes>,
+    /// Complete segments still fetchable: init id and part numbers.
+    segments: HashMap<u64, (u32, Vec<u64>)>,
+    /// Complete parts of the open segment.
+    open_parts: Vec<u64>,
+    /// Init of the open segment.
+    open_init: u32,
+    /// Chunks of the part being made.
+    open_chunks: Vec<Bytes>,
+    retired: VecDeque<u64>,
+    extra_segments: usize,
+}
+
+impl MediaStore {
+    pub fn new(extra_segments: usize) -> Self {
+        Self {
+            inits: HashMap::new(),
+            current_init: None,
+            parts: HashMap::new(),
+            segments: HashMap::new(),
+            open_parts: Vec::new(),
+            open_init: 0,
+            open_chunks: Vec::new(),
+            retired: VecDeque::new(),
+            extra_segments,
+        }
+    }
+
+    pub fn handle_init(&mut self, init: Arc<InitSegment>) {
+        self.current_init = Some(init.id);
+        self.inits.insert(init.id, init);
+    }
+
+    pub fn handle_segment_start(&mut self, init_id: u32) {
+        self.open_init = init_id;
+        self.open_parts.clear();
+        self.open_chunks.clear();
+    }
+
+    /// The next chunk of the part being made.
+    pub fn handle_chunk(&mut self, chunk: Bytes) {
+        self.open_chunks.push(chunk);
+    }
+
+    /// The part being made is complete and listed as `index`.
+    pub fn handle_part(&mut self, index: u64, data: Bytes) {
+        debug_assert_eq!(
+            self.open_chunks.concat(),
+            data.as_ref(),
+            "a part is its chunks"
+        );
+        self.open_chunks.clear();
+        self.parts.insert(index, data);
+        self.open_parts.push(index);
+    }
+
+    /// The open segment is complete as `msn`; `evicted` left the playlist's window. Keeps
+    /// the bytes of at most `extra_segments` segments beyond the window.
+    pub fn handle_segment_end(&mut self, msn: u64, evicted: impl IntoIterator<Item = u64>) {
+        let parts = std::mem::take(&mut self.open_parts);
+        self.open_chunks.clear();
+        self.segments.insert(msn, (self.open_init, parts));
+        self.retired.extend(evicted);
+        while self.retired.len() > self.extra_segments {
+            if let Some(old) = self.retired.pop_front()
+                && let Some((_, parts)) = self.segments.remove(&old)
+            {
+                for p in parts {
+                    self.parts.remove(&p);
+                }
+            }
+        }
+    }
+
+    /// The tracks of the newest init segment.
+    pub fn current_tracks(&self) -> Option<&TrackSet> {
+        Some(&self.inits.get(&self.current_init?)?.tracks)
+    }
+
+    /// Every init's tracks (the DASH manifest describes each period's).
+    pub fn all_tracks(&self) -> HashMap<u32, TrackSet> {
+        self.inits
+            .iter()
+            .map(|(k, v)| (*k, v.tracks.clone()))
+            .collect()
+    }
+
+    /// The bytes of a complete media file, if it is (still) here.
+    pub fn complete(&self, name: MediaName) -> Option<MediaBytes> {
+        let chunks = match name {
+            MediaName::Init(id) => vec![self.inits.get(&id)?.data.clone()],
+            MediaName::Part(i) => vec![self.parts.get(&i)?.clone()],
+            MediaName::Segment(msn) => self
+                .segments
+                .get(&msn)?
+                .1
+                .iter()
+                .map(|i| self.parts.get(i).cloned())
+                .collect::<Option<Vec<_>>>()?,
+            MediaName::TrackInit(id, kind) => {
+                let tracks = &self.inits.get(&id)?.tracks;
+                let single = match kind {
+                    TrackKind::Video => TrackSet {
+                        video: tracks.video.clone(),
+                        audio: None,
+                    },
+                    TrackKind::Audio => TrackSet {
+                        video: None,
+                        audio: tracks.audio.clone(),
+                    },
+                };
+                if single.video.is_none() && single.audio.is_none() {
+                    return None;
+                }
+                vec![crate::cmaf::write_init(&single).ok()?]
+            }
+            MediaName::TrackSegment(msn, kind) => {
+                let (init_id, parts) = self.segments.get(&msn)?;
+                let parts = parts
+                    .iter()
+                    .map(|i| self.parts.get(i))
+                    .collect::<Option<Vec<_>>>()?;
+                let chunks = self.track_pieces(*init_id, kind, parts)?;
+                if chunks.is_empty() {
+                    return None;
+                }
+                chunks
+            }
+        };
+        Some(MediaBytes { chunks, kind: name })
+    }
+
+    /// A media file as far as it exists, including the part or segment being made.
+    pub fn progress(&self, name: MediaName, making: Making) -> Progress {
+        if let Some(m) = self.complete(name) {
+            return Progress::Complete(m.chunks);
+        }
+        if making.ended {
+            return Progress::Absent;
+        }
+        match name {
+            MediaName::Part(i) if i == making.part => Progress::Partial(self.open_chunks.clone()),
+            MediaName::Segment(msn) if self.is_open_or_next(msn, making) => {
+                Progress::Partial(self.open_segment_pieces(msn, making))
+            }
+            MediaName::TrackSegment(msn, kind) if self.is_open_or_next(msn, making) => {
+                if making.segment != Some(msn) {
+                    return Progress::Partial(Vec::new());
+                }
+                let pieces = self.open_segment_pieces(msn, making);
+                match self.track_pieces(self.open_init, kind, &pieces) {
+                    Some(p) => Progress::Partial(p),
+                    None => Progress::Absent,
+                }
+            }
+            _ => Progress::Absent,
+        }
+    }
+
+    /// The open segment, or the one after the newest when none is open (between a segment's
+    /// end and the next one's start).
+    fn is_open_or_next(&self, msn: u64, making: Making) -> bool {
+        match making.segment {
+            Some(open) => msn == open,
+            None => self
+                .segments
+                .keys()
+                .max()
+                .map_or(msn == 0, |m| msn == m + 1),
+        }
+    }
+
+    fn open_segment_pieces(&self, msn: u64, making: Making) -> Vec<Bytes> {
+        if making.segment != Some(msn) {
+            return Vec::new();
+        }
+        let mut pieces: Vec<Bytes> = self
+            .open_parts
+            .iter()
+            .filter_map(|i| self.parts.get(i).cloned())
+            .collect();
+        pieces.extend(self.open_chunks.iter().cloned());
+        pieces
+    }
+
+    /// One track of muxed media, chunk by chunk, as single-track fragments (DASH).
+    fn track_pieces<'a>(
+        &self,
+        init_id: u32,
+        kind: TrackKind,
+        muxed: impl IntoIterator<Item = &'a Bytes>,
+    ) -> Option<Vec<Bytes>> {
+        let tracks = &self.inits.get(&init_id)?.tracks;
+        let track_id = match kind {
+            TrackKind::Video => tracks.video_track_id()?,
+            TrackKind::Audio => tracks.audio_track_id()?,
+        };
+        let mut out = Vec::new();
+        for piece in muxed {
+            out.extend(crate::cmaf::extract_track(piece, track_id, 1).ok()?);
+        }
+        Some(out)
+    }
+}
+
+/// The bytes of `pieces` after the first `offset`, as slices of the same buffers.
+pub fn after(pieces: &[Bytes], mut offset: u64) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    for p in pieces {
+        let len = p.len() as u64;
+        if offset >= len {
+            offset -= len;
+            continue;
+        }
+        out.push(p.slice(offset as usize..));
+        offset = 0;
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;
