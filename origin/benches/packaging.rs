@@ -29,6 +29,7 @@ fn package(tags: &[relay::flv::FileTag]) -> u64 {
                 FragmentEvent::SegmentStart(s) => {
                     playlist.handle_segment_start(s.discontinuity, s.pdt_ms, s.start, s.timescale)
                 }
+                FragmentEvent::PdtRevised(pdt) => playlist.handle_pdt_revised(pdt),
                 FragmentEvent::Chunk(c) => {
                     black_box(c);
                 }

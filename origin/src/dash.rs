@@ -4,6 +4,13 @@
 //! codec change (new init) starts a new Period whose start is its wall-clock offset from
 //! `availabilityStartTime`. Segments are addressed with `$Number$` = HLS media sequence
 //! number, timed with a SegmentTimeline. Pure: the caller passes the current time.
+//!
+//! Low-latency DASH: while live, the timeline also lists the segment being made and the one
+//! after it, at the segment target duration (a lower bound: a segment is cut at the first
+//! IDR at or after the target; the next MPD update carries the real duration). With
+//! `availabilityTimeOffset` the player asks for a segment one part after it starts and the
+//! origin streams it chunk by chunk as it is made (`availabilityTimeComplete="false"`); a
+//! `ServiceDescription` carries the latency target and `UTCTiming` the clock to use.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -16,15 +23,40 @@ fn duration_iso(secs: f64) -> String {
     format!("PT{secs:.3}S")
 }
 
-/// Renders the MPD. `ast_ms` is the availabilityStartTime (wall clock of the stream's
-/// first sample), `now_ms` the publish time.
+/// What a live MPD needs beyond the playlist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveClock {
+    /// The availabilityStartTime (wall clock of the stream's first sample), ms since the epoch.
+    pub ast_ms: i64,
+    /// Now (the publish time), ms since the epoch.
+    pub now_ms: i64,
+    /// Absolute URL of the origin's time endpoint (`UTCTiming`, http-iso).
+    pub time_url: Option<String>,
+}
+
+/// The latency a low-latency DASH player should aim for (`ServiceDescription`): five parts.
+/// dash.js 5 holds 0.75 s at 0.7 s and 1.04 s at 1.0 s with 200 ms parts on loopback without
+/// a stall (BENCHMARKS.md); five parts leaves room for a real network.
+fn latency_target_ms(part_target: f64) -> u64 {
+    (5.0 * part_target * 1000.0).round() as u64
+}
+
+/// Renders the MPD (see the module documentation).
 pub fn render_mpd(
     playlist: &Playlist,
     inits: &HashMap<u32, TrackSet>,
-    ast_ms: i64,
-    now_ms: i64,
+    clock: &LiveClock,
 ) -> String {
-    let segs: Vec<&SegmentEntry> = playlist.segments().collect();
+    let LiveClock { ast_ms, now_ms, .. } = *clock;
+    let cfg = playlist.config();
+    let part_target = cfg.part_target.as_secs_f64();
+    let segment_target = cfg.segment_target.as_secs_f64();
+    let mut segs: Vec<&SegmentEntry> = playlist.segments().collect();
+    // The segment being made (and, below, the next) are listed while live.
+    let open = playlist.open_segment().filter(|_| !playlist.is_ended());
+    if let Some(o) = open {
+        segs.push(o);
+    }
     let ended = playlist.is_ended();
     let td = playlist.target_duration() as f64;
     let window: f64 = segs.iter().map(|s| s.duration()).sum();
@@ -37,7 +69,7 @@ pub fn render_mpd(
     let _ = write!(
         out,
         r#"<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019" minBufferTime="{}""#,
-        duration_iso(td)
+        duration_iso(if ended { td } else { part_target })
     );
     if ended {
         let total_end = segs
@@ -56,8 +88,15 @@ pub fn render_mpd(
             format_pdt(now_ms),
             duration_iso(td),
             duration_iso(window.max(td)),
-            duration_iso(3.0 * td),
+            duration_iso(latency_target_ms(part_target) as f64 / 1000.0),
             duration_iso(td),
+        );
+        let target = latency_target_ms(part_target);
+        let _ = writeln!(
+            out,
+            r#"  <ServiceDescription id="0"><Latency target="{target}" min="{}" max="{}"/><PlaybackRate min="0.95" max="1.05"/></ServiceDescription>"#,
+            target * 3 / 5,
+            target * 3,
         );
     }
 
@@ -71,8 +110,28 @@ pub fn render_mpd(
             p.push(s);
         }
     }
-    for period in &periods {
+    let live = !ended;
+    let ato = (segment_target - part_target).max(0.0);
+    for (pi, period) in periods.iter().enumerate() {
         let first = period[0];
+        // The segment after the one being made, predicted at the target duration.
+        let next = (live && pi + 1 == periods.len() && open.is_some()).then(|| {
+            let last = period[period.len() - 1];
+            let d = (segment_target * f64::from(last.timescale)).round() as u64;
+            (last.start + last.duration_ticks.max(d), d)
+        });
+        let predicted = |s: &SegmentEntry| -> (u64, u64) {
+            let d = (segment_target * f64::from(s.timescale)).round() as u64;
+            let is_open = open.is_some_and(|o| o.msn == s.msn);
+            (
+                s.start,
+                if is_open {
+                    s.duration_ticks.max(d)
+                } else {
+                    s.duration_ticks
+                },
+            )
+        };
         let start = (first.pdt_ms - ast_ms).max(0) as f64 / 1000.0;
         let _ = writeln!(
             out,
@@ -100,7 +159,8 @@ pub fn render_mpd(
                     pto: first.start,
                     init: names.track_init(first.init_id, TrackKind::Video),
                     media: names.track_template(TrackKind::Video),
-                    timeline: period.iter().map(|s| (s.start, s.duration_ticks)).collect(),
+                    timeline: period.iter().map(|s| predicted(s)).chain(next).collect(),
+                    ato: live.then_some(ato),
                 };
                 // The audio timeline is the audio samples' own; its offset maps the same
                 // instant as the video's.
@@ -120,11 +180,18 @@ pub fn render_mpd(
                     media: names.track_template(TrackKind::Audio),
                     timeline: period
                         .iter()
-                        .map(|s| match s.audio_start {
-                            Some(t) => (t, s.audio_duration),
-                            None => (to_audio(s.start), to_audio(s.duration_ticks)),
+                        .map(|s| {
+                            let (start, d) = predicted(s);
+                            match s.audio_start {
+                                Some(t) if d == s.duration_ticks => (t, s.audio_duration),
+                                // Being made: from its first audio sample to the predicted end.
+                                Some(t) => (t, to_audio(start + d).saturating_sub(t)),
+                                None => (to_audio(start), to_audio(d)),
+                            }
                         })
+                        .chain(next.map(|(t, d)| (to_audio(t), to_audio(t + d) - to_audio(t))))
                         .collect(),
+                    ato: live.then_some(ato),
                 };
                 video.write(&mut out, first.msn);
                 audio.write(&mut out, first.msn);
@@ -150,15 +217,38 @@ pub fn render_mpd(
                     pto: first.start,
                     init: names.init(first.init_id),
                     media: names.segment_template(),
-                    timeline: period.iter().map(|s| (s.start, s.duration_ticks)).collect(),
+                    timeline: period.iter().map(|s| predicted(s)).chain(next).collect(),
+                    ato: live.then_some(ato),
                 }
                 .write(&mut out, first.msn);
             }
         }
         let _ = writeln!(out, "  </Period>");
     }
+    if live {
+        // The player's clock: our time endpoint first, the time of this response as fallback.
+        if let Some(url) = &clock.time_url {
+            let _ = writeln!(
+                out,
+                r#"  <UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="{}"/>"#,
+                xml_escape(url)
+            );
+        }
+        let _ = writeln!(
+            out,
+            r#"  <UTCTiming schemeIdUri="urn:mpeg:dash:utc:direct:2014" value="{}"/>"#,
+            format_pdt(now_ms)
+        );
+    }
     let _ = writeln!(out, "</MPD>");
     out
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn video_attrs(width: u32, height: u32, fps: Option<f64>) -> String {
@@ -183,6 +273,8 @@ struct AdaptationSet {
     media: String,
     /// (start, duration) of each segment, in `timescale` units, numbered from the period's first msn.
     timeline: Vec<(u64, u64)>,
+    /// Low latency: how many seconds before its end a segment may be requested.
+    ato: Option<f64>,
 }
 
 impl AdaptationSet {
@@ -197,9 +289,12 @@ impl AdaptationSet {
             r#"      <Representation id="{}" codecs="{}" bandwidth="{}"{}>"#,
             self.id, self.codecs, self.bandwidth, self.extra
         );
+        let ll = self.ato.map_or(String::new(), |ato| {
+            format!(r#" availabilityTimeOffset="{ato:.3}" availabilityTimeComplete="false""#)
+        });
         let _ = writeln!(
             out,
-            r#"        <SegmentTemplate timescale="{}" presentationTimeOffset="{}" startNumber="{start_number}" initialization="{}" media="{}">"#,
+            r#"        <SegmentTemplate timescale="{}" presentationTimeOffset="{}" startNumber="{start_number}" initialization="{}" media="{}"{ll}>"#,
             self.timescale, self.pto, self.init, self.media,
         );
         let _ = writeln!(out, "          <SegmentTimeline>");
@@ -264,6 +359,14 @@ mod tests {
         p
     }
 
+    fn clock(ast_ms: i64, now_ms: i64) -> LiveClock {
+        LiveClock {
+            ast_ms,
+            now_ms,
+            time_url: Some("http://edge.example/time".into()),
+        }
+    }
+
     fn inits() -> HashMap<u32, TrackSet> {
         HashMap::from([(
             1,
@@ -282,7 +385,7 @@ mod tests {
             (false, 180_000),
             (false, 90_000),
         ]);
-        let mpd = render_mpd(&p, &inits(), 1_700_000_000_000, 1_700_000_007_000);
+        let mpd = render_mpd(&p, &inits(), &clock(1_700_000_000_000, 1_700_000_007_000));
         assert!(mpd.contains(r#"type="dynamic""#));
         assert!(mpd.contains(r#"<S t="0" d="180000" r="2"/>"#), "{mpd}");
         assert!(mpd.contains(r#"<S d="90000"/>"#));
@@ -300,7 +403,7 @@ mod tests {
     #[test]
     fn discontinuity_starts_a_period() {
         let p = playlist_with(&[(false, 180_000), (true, 180_000)]);
-        let mpd = render_mpd(&p, &inits(), 1_700_000_000_000, 1_700_000_009_000);
+        let mpd = render_mpd(&p, &inits(), &clock(1_700_000_000_000, 1_700_000_009_000));
         assert_eq!(mpd.matches("<Period").count(), 2);
         assert!(
             mpd.contains(r#"<Period id="p1" start="PT2.000S">"#),
@@ -314,11 +417,55 @@ mod tests {
         );
     }
 
+    /// Live: the segment being made and the next are listed at the target duration, requestable
+    /// one part after they start, with the latency target and the clock to use.
+    #[test]
+    fn live_lists_the_segment_being_made_and_the_next() {
+        let mut p = playlist_with(&[(false, 180_000), (false, 180_000)]);
+        p.handle_segment_start(false, 1_700_000_004_000, 360_000, 90_000);
+        p.handle_part(crate::playlist::PartInfo {
+            duration: 18_000,
+            independent: true,
+            bytes: 5_000,
+            video_samples: 6,
+            audio: Some((176_400, 8_192)),
+            audio_bytes: 100,
+        });
+        let mpd = render_mpd(&p, &inits(), &clock(1_700_000_000_000, 1_700_000_004_200));
+        // Video: two complete, the open one and the next, all 2 s.
+        assert!(mpd.contains(r#"<S t="0" d="180000" r="3"/>"#), "{mpd}");
+        assert!(
+            mpd.contains(r#"availabilityTimeOffset="1.800" availabilityTimeComplete="false""#),
+            "{mpd}"
+        );
+        assert!(
+            mpd.contains(r#"<Latency target="1000" min="600" max="3000"/>"#),
+            "{mpd}"
+        );
+        assert!(mpd.contains(
+            r#"<UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="http://edge.example/time"/>"#
+        ));
+        assert!(mpd.contains(r#"urn:mpeg:dash:utc:direct:2014" value="2023-11-14T22:13:24.200Z""#));
+        // UTCTiming follows the Periods, ServiceDescription precedes them (schema order).
+        assert!(mpd.find("<ServiceDescription").unwrap() < mpd.find("<Period").unwrap());
+        assert!(mpd.find("<UTCTiming").unwrap() > mpd.rfind("</Period>").unwrap());
+        // Audio: the open segment runs from its first sample to the predicted end (4 s..6 s at
+        // 44.1 kHz), the next after it.
+        assert!(mpd.contains(r#"<S t="176400" d="88200" r="1"/>"#), "{mpd}");
+        // Ended: nothing predicted, nothing low-latency.
+        p.handle_segment_end();
+        p.handle_end();
+        let mpd = render_mpd(&p, &inits(), &clock(1_700_000_000_000, 1_700_000_007_000));
+        assert!(!mpd.contains("availabilityTimeOffset"));
+        assert!(!mpd.contains("UTCTiming"));
+        assert!(mpd.contains(r#"<S t="0" d="180000" r="1"/>"#), "{mpd}");
+    }
+
     #[test]
     fn ended_is_static() {
         let mut p = playlist_with(&[(false, 180_000)]);
         p.handle_end();
-        let mpd = render_mpd(&p, &inits(), 1_700_000_000_000, 0);
+        let mpd = render_mpd(&p, &inits(), &clock(1_700_000_000_000, 0));
         assert!(
             mpd.contains(r#"type="static" mediaPresentationDuration="PT2.000S""#),
             "{mpd}"

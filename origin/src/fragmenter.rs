@@ -74,6 +74,9 @@ pub enum FragmentEvent {
     Init(Arc<InitSegment>),
     /// A segment begins; its parts follow.
     SegmentStart(SegmentStart),
+    /// The open segment's PROGRAM-DATE-TIME (ms since the Unix epoch) is revised earlier
+    /// (only in the first segment after a start: see `refine_anchor`).
+    PdtRevised(i64),
     /// The next CMAF chunk (`moof` + `mdat`) of the part being made. The part that follows
     /// is exactly its chunks, concatenated.
     Chunk(Bytes),
@@ -143,6 +146,8 @@ struct Timeline {
     last_audio_ms: Option<i64>,
     /// (output ms, wall ms) pair that maps media time to PROGRAM-DATE-TIME.
     anchor: Option<(i64, i64)>,
+    /// The anchor may still move earlier: until the first segment after a (re)start ends.
+    settling: bool,
 }
 
 /// What the chunks already emitted for the part being made add up to.
@@ -399,7 +404,29 @@ impl Fragmenter {
         }
         self.active = Some(tracks);
         self.timeline.anchor = Some((out_ms, wall_ms));
+        self.timeline.settling = true;
         Ok(())
+    }
+
+    /// PROGRAM-DATE-TIME should be when a frame left the encoder, and arrival is our best
+    /// sight of that. An encoder's first frames arrive late (its clock started before the
+    /// RTMP handshake, so it bursts to catch up), so the first frame alone would stamp the
+    /// whole stream late and every latency measured against it short. While the first
+    /// segment is open, a master frame that arrives earlier than the mapping predicts moves
+    /// the mapping earlier and revises that segment's PDT.
+    fn refine_anchor(&mut self, out_ms: i64, wall_ms: i64) {
+        let Some((out, wall)) = self.timeline.anchor else {
+            return;
+        };
+        if !self.timeline.settling || wall_ms - out_ms >= wall - out {
+            return;
+        }
+        self.timeline.anchor = Some((out_ms, wall_ms));
+        if self.segment_open {
+            let start_ms = self.ms_of(self.segment_start);
+            self.events
+                .push_back(FragmentEvent::PdtRevised(wall_ms + (start_ms - out_ms)));
+        }
     }
 
     fn handle_video(&mut self, f: VideoFrame, wall_ms: i64) -> Result<(), crate::cmaf::CmafError> {
@@ -420,6 +447,7 @@ impl Fragmenter {
             self.stats.dropped_waiting += 1;
             return Ok(());
         }
+        self.refine_anchor(out_ms, wall_ms);
         let t = out_ms as u64 * u64::from(VIDEO_TIMESCALE / 1000);
         if let Some(mut prev) = self.pending_video.take() {
             let d = t.saturating_sub(prev.dts).max(1);
@@ -477,6 +505,9 @@ impl Fragmenter {
         if !matches!(&self.active, Some(TrackSet { audio: Some(_), .. })) {
             self.stats.dropped_waiting += 1;
             return Ok(());
+        }
+        if !self.video_is_master() {
+            self.refine_anchor(out_ms, wall_ms);
         }
         let rate = u64::from(cfg.sample_rate);
         let actual = out_ms.max(0) as u64 * rate / 1000;
@@ -600,6 +631,7 @@ impl Fragmenter {
     fn end_segment(&mut self) {
         if self.segment_open {
             self.segment_open = false;
+            self.timeline.settling = false;
             self.events.push_back(FragmentEvent::SegmentEnd);
         }
     }

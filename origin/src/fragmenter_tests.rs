@@ -119,6 +119,13 @@ fn run(
                     start: Some(s),
                     ..Default::default()
                 }),
+                FragmentEvent::PdtRevised(pdt) => {
+                    let seg = segs.last_mut().expect("revision inside a segment");
+                    let start = seg.start.as_mut().expect("started");
+                    assert!(pdt < start.pdt_ms, "a revision moves PDT earlier");
+                    start.pdt_ms = pdt;
+                    assert!(!seg.complete, "only the open segment is revised");
+                }
                 FragmentEvent::Chunk(c) => {
                     let seg = segs.last_mut().expect("chunk inside a segment");
                     assert!(!seg.complete, "chunk after segment end");
@@ -587,4 +594,48 @@ proptest! {
             prop_assert_eq!(count_samples(&segs, 1) as u64, f.stats().audio_frames);
         }
     }
+}
+
+/// An encoder bursts after its handshake: its first frames arrive late, later ones on time.
+/// The first segment's PDT follows the earliest arrival, later segments continue from it,
+/// and nothing after the first segment moves.
+#[test]
+fn pdt_follows_the_earliest_arrival_in_the_first_segment() {
+    let p = Synth {
+        video: true,
+        audio: false,
+        fps: 30,
+        gop: 30,
+        bframes: false,
+        start_ms: 0,
+        seconds: 7,
+    };
+    let mut msgs = synth(&p);
+    let base = 1_700_000_000_000;
+    for (m, wall) in msgs.iter_mut() {
+        if let MediaMessage::Video(f) = m {
+            // The first ten frames arrive in a burst 80 ms late; from then on, on time. And
+            // one frame in the third second arrives 50 ms early (must not move anything).
+            *wall = match f.dts {
+                0..300 => base + 380,
+                2500 => base + 2450,
+                t => base + i64::from(t),
+            };
+        }
+    }
+    let (_, segs, _) = run(FragmenterConfig::default(), msgs);
+    let pdts: Vec<i64> = segs
+        .iter()
+        .map(|s| s.start.as_ref().unwrap().pdt_ms)
+        .collect();
+    assert_eq!(
+        pdts[0], base,
+        "first segment revised to the on-time mapping"
+    );
+    assert_eq!(pdts[1], base + 2000);
+    assert_eq!(
+        pdts[2],
+        base + 4000,
+        "an early frame after the first segment moves nothing"
+    );
 }

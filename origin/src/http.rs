@@ -39,6 +39,8 @@ use crate::stream::{MediaBytes, OriginStream, Wait};
 
 /// The media playlist's name next to `index.m3u8`.
 pub const MEDIA_PLAYLIST: &str = "media.m3u8";
+/// The origin's clock, for DASH players (`UTCTiming`).
+pub const TIME_PATH: &str = "/time";
 
 const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const CACHE_NONE: &str = "no-cache";
@@ -105,9 +107,10 @@ pub async fn serve(
         };
         let state_for_errors = state.clone();
         let state = state.clone();
+        let secure = tls.is_some();
         let service = service_fn(move |req| {
             let state = state.clone();
-            async move { Ok::<_, Infallible>(handle(&state, req, peer).await) }
+            async move { Ok::<_, Infallible>(handle(&state, req, peer, secure).await) }
         });
         let span = info_span!("http", peer = %peer);
         match &tls {
@@ -202,6 +205,7 @@ async fn handle(
     state: &HttpState,
     req: Request<Incoming>,
     peer: std::net::SocketAddr,
+    secure: bool,
 ) -> Response<Body> {
     let head = req.method() == Method::HEAD;
     let target_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
@@ -214,7 +218,7 @@ async fn handle(
                 "request target too long\n",
             )
         }
-        Method::GET | Method::HEAD => route(state, &req, peer).await,
+        Method::GET | Method::HEAD => route(state, &req, peer, secure).await,
         Method::OPTIONS => {
             let mut r = simple(StatusCode::NO_CONTENT, CACHE_NONE, Body::empty());
             let h = r.headers_mut();
@@ -284,10 +288,16 @@ async fn route(
     state: &HttpState,
     req: &Request<Incoming>,
     peer: std::net::SocketAddr,
+    secure: bool,
 ) -> Response<Body> {
     let path = req.uri().path();
     if path == "/healthz" {
         return simple(StatusCode::OK, CACHE_ERROR, "ok\n");
+    }
+    if path == TIME_PATH {
+        // The clock DASH players synchronise with (UTCTiming http-iso): never cached.
+        let now = crate::playlist::format_pdt(crate::playlist::epoch_ms(SystemTime::now()));
+        return simple(StatusCode::OK, CACHE_ERROR, now);
     }
     let segs: Vec<&str> = path.split('/').collect();
     let ["", app, user, stream, file] = segs.as_slice() else {
@@ -306,7 +316,7 @@ async fn route(
         "index.m3u8" => multivariant(state, &os, gzip).await,
         MEDIA_PLAYLIST => media_playlist(state, &os, req.uri().query(), gzip).await,
         "index.mpd" => {
-            let Some(mpd) = os.mpd(SystemTime::now()) else {
+            let Some(mpd) = os.mpd(SystemTime::now(), time_url(req, secure)) else {
                 state.origin.metrics.request("mpd", "not_found");
                 return not_found();
             };
@@ -315,6 +325,45 @@ async fn route(
         }
         name => media(state, &os, name, req).await,
     }
+}
+
+/// The time endpoint's absolute URL as this client reaches the origin (through a CDN, its
+/// host and `X-Forwarded-Proto`).
+fn time_url(req: &Request<Incoming>, secure: bool) -> Option<String> {
+    let host = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })?;
+    if !host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+    {
+        return None;
+    }
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(',')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    let scheme = match forwarded.as_deref() {
+        Some("https") => "https",
+        Some("http") => "http",
+        _ if secure || req.uri().scheme_str() == Some("https") => "https",
+        _ => "http",
+    };
+    Some(format!("{scheme}://{host}{TIME_PATH}"))
 }
 
 async fn multivariant(state: &HttpState, os: &Arc<OriginStream>, gzip: bool) -> Response<Body> {

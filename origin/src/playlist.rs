@@ -181,6 +181,11 @@ impl Playlist {
         }
     }
 
+    /// The settings it was made with (window at least 6).
+    pub fn config(&self) -> PlaylistConfig {
+        self.cfg
+    }
+
     pub fn names(&self) -> &Names {
         &self.names
     }
@@ -264,6 +269,14 @@ impl Playlist {
 
     pub fn handle_init(&mut self, id: u32) {
         self.current_init = Some(id);
+    }
+
+    /// The open segment's PROGRAM-DATE-TIME was revised (see the fragmenter's anchor).
+    pub fn handle_pdt_revised(&mut self, pdt_ms: i64) {
+        if let Some(open) = self.open.as_mut() {
+            open.pdt_ms = pdt_ms;
+            self.changed();
+        }
     }
 
     pub fn handle_segment_start(

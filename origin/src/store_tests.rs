@@ -36,6 +36,7 @@ impl Harness {
                 self.store.handle_segment_start(s.init_id);
             }
             FragmentEvent::Chunk(c) => self.store.handle_chunk(c),
+            FragmentEvent::PdtRevised(_) => {}
             FragmentEvent::Part(p) => {
                 self.store.handle_part(self.making.part, p.data);
                 self.making.part += 1;

@@ -196,18 +196,23 @@ impl OriginStream {
         ))
     }
 
-    /// The DASH manifest, once a segment is complete.
-    pub fn mpd(&self, now: SystemTime) -> Option<String> {
+    /// The DASH manifest, once a segment is complete. `time_url` is the absolute URL of the
+    /// origin's time endpoint as the client reaches it (for `UTCTiming`).
+    pub fn mpd(&self, now: SystemTime, time_url: Option<String>) -> Option<String> {
         let st = self.lock();
         st.playlist.segments().next()?;
-        let inits = st.store.all_tracks();
+        let clock = crate::dash::LiveClock {
+            ast_ms: st.ast_ms.unwrap_or(0),
+            now_ms: epoch_ms(now),
+            time_url,
+        };
         Some(crate::dash::render_mpd(
             &st.playlist,
-            &inits,
-            st.ast_ms.unwrap_or(0),
-            epoch_ms(now),
+            &st.store.all_tracks(),
+            &clock,
         ))
     }
+
     /// Resolves once the stream has a playable part; false if it ended first.
     pub async fn wait_playable(&self) -> bool {
         let mut rx = self.playable.subscribe();
@@ -279,12 +284,11 @@ impl OriginStream {
                 st.store.handle_init(init);
             }
             FragmentEvent::SegmentStart(s) => {
-                let start_ms = (s.start as f64 * 1000.0 / f64::from(s.timescale)) as i64;
-                st.ast_ms.get_or_insert(s.pdt_ms - start_ms);
                 st.playlist
                     .handle_segment_start(s.discontinuity, s.pdt_ms, s.start, s.timescale);
                 st.store.handle_segment_start(s.init_id);
             }
+            FragmentEvent::PdtRevised(pdt_ms) => st.playlist.handle_pdt_revised(pdt_ms),
             FragmentEvent::Chunk(c) => {
                 st.store.handle_chunk(c);
                 self.progress.send_modify(|n| *n += 1);
@@ -306,6 +310,14 @@ impl OriginStream {
             }
             FragmentEvent::SegmentEnd => {
                 if let Some((msn, evicted)) = st.playlist.handle_segment_end() {
+                    // DASH's availabilityStartTime, from the first complete segment (its PDT
+                    // is final by then, and the MPD is served only from then on).
+                    if st.ast_ms.is_none()
+                        && let Some(s) = st.playlist.segments().last()
+                    {
+                        let start_ms = (s.start as f64 * 1000.0 / f64::from(s.timescale)) as i64;
+                        st.ast_ms = Some(s.pdt_ms - start_ms);
+                    }
                     st.store.handle_segment_end(msn, evicted);
                     metrics.segments_produced.inc();
                     self.progress.send_modify(|n| *n += 1);

@@ -35,6 +35,8 @@ try {
   const page = await browser.newPage();
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(String(e)));
+  // PLAYER_CONSOLE=1 passes the page's console to stderr (player debugging).
+  if (process.env.PLAYER_CONSOLE) page.on('console', (m) => console.error(`[${m.type()}] ${m.text()}`));
   await page.setContent('<html><body><video id="v" muted playsinline></video></body></html>');
   // By file path: some packages' `exports` hide their browser bundles from require.resolve.
   await page.addScriptTag({ path: fileURLToPath(new URL(`./node_modules/${scripts[kind]}`, import.meta.url)) });
@@ -44,6 +46,7 @@ try {
       player: kind, samples: [], errors: [], stalls: 0, stallTimes: [], fatal: null, parts: [],
       config: extra,
     };
+    const start = Date.now();
     // performance.now() (what hls.js stamps its stats with) to wall-clock milliseconds.
     const wall = (t) => performance.timeOrigin + t;
     const fail = (what, fatal) => {
@@ -62,6 +65,13 @@ try {
       const byUrl = new Map();
       hls.on(Hls.Events.LEVEL_LOADED, (_, d) => {
         const now = Date.now();
+        const last = (d.details.partList || []).at(-1);
+        if (!out.firstPlaylist && last && last.fragment.programDateTime !== null) {
+          // How old the newest part was when the first playlist arrived, and what the player
+          // then aims for: the start of playback is measured from here.
+          const end = last.fragment.programDateTime + (last.start - last.fragment.start + last.duration) * 1000;
+          out.firstPlaylist = { t: now - start, edgeAgeMs: now - end, target: hls.targetLatency };
+        }
         for (const p of d.details.partList || []) {
           if (!seen.has(p.url)) seen.set(p.url, now);
         }
@@ -97,12 +107,12 @@ try {
       const player = new shaka.Player();
       await player.attach(video);
       player.configure({ streaming: { lowLatencyMode: true } });
-      player.configure(extra);
+      if (Object.keys(extra).length) player.configure(extra);
       player.addEventListener('error', (e) => fail(`shaka ${e.detail.code}`, e.detail.severity === 2));
       try {
         await player.load(url);
       } catch (e) {
-        fail(`shaka load ${e.code}`, true);
+        fail(`shaka load ${e.code ?? e.stack}`, true);
       }
       latency = () => {
         const d = player.getPlayheadTimeAsDate();
@@ -120,7 +130,9 @@ try {
       };
       stop = () => player.reset();
     }
-    const start = Date.now();
+    video.addEventListener('playing', () => {
+      if (!out.firstPlaying) out.firstPlaying = { t: Date.now() - start, latency: latency() };
+    }, { once: true });
     video.addEventListener('waiting', () => {
       out.stalls += 1;
       out.stallTimes.push(Date.now() - start);
@@ -139,7 +151,9 @@ try {
       };
       video.requestVideoFrameCallback(onFrame);
     }
-    video.play().catch((e) => out.errors.push(`play: ${e}`));
+    // dash.js starts playback itself (autoplay) and must see the element's `play` event: a
+    // `play()` of ours before it listens leaves its manifest updates paused for good.
+    if (kind !== 'dashjs') video.play().catch((e) => out.errors.push(`play: ${e}`));
     while (Date.now() - start < seconds * 1000 && !out.fatal) {
       await new Promise((r) => setTimeout(r, 250));
       const l = latency();

@@ -37,6 +37,8 @@ for await (const line of createInterface({ input: process.stdin })) {
     fatal: r.fatal,
     errors: r.errors.length,
     target: r.samples.length ? r.samples[r.samples.length - 1].target : undefined,
+    firstPlaylist: r.firstPlaylist,
+    firstPlaying: r.firstPlaying,
   };
   // Each step relative to the end of the part's media (its PROGRAM-DATE-TIME + duration): the
   // part's last frame arrived at the relay then.
