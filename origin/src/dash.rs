@@ -114,6 +114,9 @@ pub fn render_mpd(
     let ato = (segment_target - part_target).max(0.0);
     for (pi, period) in periods.iter().enumerate() {
         let first = period[0];
+        // Id, start and offsets come from where the Period began, not from its oldest segment
+        // still in the window: they must not change as the window slides.
+        let origin = first.period;
         // The segment after the one being made, predicted at the target duration.
         let next = (live && pi + 1 == periods.len() && open.is_some()).then(|| {
             let last = period[period.len() - 1];
@@ -132,11 +135,11 @@ pub fn render_mpd(
                 },
             )
         };
-        let start = (first.pdt_ms - ast_ms).max(0) as f64 / 1000.0;
+        let start = (origin.pdt_ms - ast_ms).max(0) as f64 / 1000.0;
         let _ = writeln!(
             out,
             r#"  <Period id="p{}" start="{}">"#,
-            first.msn,
+            origin.msn,
             duration_iso(start)
         );
         let Some(tracks) = inits.get(&first.init_id) else {
@@ -156,7 +159,7 @@ pub fn render_mpd(
                     bandwidth: bandwidth.saturating_sub(audio_bps).max(1),
                     extra: video_attrs(v.width, v.height, fps),
                     timescale: first.timescale,
-                    pto: first.start,
+                    pto: origin.start,
                     init: names.track_init(first.init_id, TrackKind::Video),
                     media: names.track_template(TrackKind::Video),
                     timeline: period.iter().map(|s| predicted(s)).chain(next).collect(),
@@ -175,7 +178,7 @@ pub fn render_mpd(
                     bandwidth: audio_bps.max(1),
                     extra: format!(r#" audioSamplingRate="{}""#, a.sample_rate),
                     timescale: a.sample_rate,
-                    pto: to_audio(first.start),
+                    pto: to_audio(origin.start),
                     init: names.track_init(first.init_id, TrackKind::Audio),
                     media: names.track_template(TrackKind::Audio),
                     timeline: period
@@ -214,7 +217,7 @@ pub fn render_mpd(
                     bandwidth,
                     extra,
                     timescale: first.timescale,
-                    pto: first.start,
+                    pto: origin.start,
                     init: names.init(first.init_id),
                     media: names.segment_template(),
                     timeline: period.iter().map(|s| predicted(s)).chain(next).collect(),
@@ -459,6 +462,24 @@ mod tests {
         assert!(!mpd.contains("availabilityTimeOffset"));
         assert!(!mpd.contains("UTCTiming"));
         assert!(mpd.contains(r#"<S t="0" d="180000" r="1"/>"#), "{mpd}");
+    }
+
+    /// The window slides past a Period's first segment: its id, start and offset stay (a
+    /// player would otherwise see a new Period at every update).
+    #[test]
+    fn period_survives_the_window_sliding_past_its_start() {
+        let p = playlist_with(&[(false, 180_000); 16]);
+        assert!(p.segments().next().unwrap().msn > 0, "the window slid");
+        let mpd = render_mpd(&p, &inits(), &clock(1_700_000_000_000, 1_700_000_020_000));
+        assert!(
+            mpd.contains(r#"<Period id="p0" start="PT0.000S">"#),
+            "{mpd}"
+        );
+        assert!(
+            mpd.contains(r#"presentationTimeOffset="0" startNumber="4""#),
+            "{mpd}"
+        );
+        assert!(mpd.contains(r#"<S t="720000" d="180000""#), "{mpd}");
     }
 
     #[test]

@@ -76,6 +76,19 @@ pub struct SegmentEntry {
     pub audio_start: Option<u64>,
     pub audio_duration: u64,
     pub audio_bytes: u64,
+    /// Where the run of segments this one belongs to began (the stream's start or the last
+    /// discontinuity): a DASH Period, whose id, start and offset must not change while the
+    /// window slides past its first segment.
+    pub period: PeriodOrigin,
+}
+
+/// The first segment of a run without discontinuity (a DASH Period).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeriodOrigin {
+    pub msn: u64,
+    pub pdt_ms: i64,
+    /// Start on the master track timeline, in the segment's `timescale` units.
+    pub start: u64,
 }
 
 impl SegmentEntry {
@@ -275,6 +288,9 @@ impl Playlist {
     pub fn handle_pdt_revised(&mut self, pdt_ms: i64) {
         if let Some(open) = self.open.as_mut() {
             open.pdt_ms = pdt_ms;
+            if open.period.msn == open.msn {
+                open.period.pdt_ms = pdt_ms;
+            }
             self.changed();
         }
     }
@@ -290,9 +306,19 @@ impl Playlist {
         if self.open.is_some() {
             self.handle_segment_end();
         }
+        let discontinuity = discontinuity && (self.next_msn > 0);
+        let period = match self.segments.back() {
+            Some(prev) if !discontinuity => prev.period,
+            _ => PeriodOrigin {
+                msn: self.next_msn,
+                pdt_ms,
+                start,
+            },
+        };
         self.open = Some(SegmentEntry {
             msn: self.next_msn,
-            discontinuity: discontinuity && (self.next_msn > 0),
+            discontinuity,
+            period,
             init_id: self.current_init.unwrap_or(0),
             pdt_ms,
             start,

@@ -218,11 +218,12 @@ impl MediaStore {
         }
     }
 
-    /// The open segment, or the one after the newest when none is open (between a segment's
-    /// end and the next one's start).
+    /// The open segment or the one after it (an LL-DASH player asks for the next segment at
+    /// the time the MPD predicts, which an encoder running late has not reached yet), or the
+    /// one after the newest when none is open (between a segment's end and the next start).
     fn is_open_or_next(&self, msn: u64, making: Making) -> bool {
         match making.segment {
-            Some(open) => msn == open,
+            Some(open) => msn == open || msn == open + 1,
             None => self
                 .segments
                 .keys()

@@ -191,9 +191,15 @@ fn hinted_part_and_next_segment_wait_then_fill() {
             h.apply(ev);
         }
     }
-    // Two complete segments (0, 1) and segment 2 open: its parts stream, segment 3 waits.
+    // Two complete segments (0, 1) and segment 2 open: its parts stream, segment 3 waits
+    // (the player asked early), segment 4 does not exist.
     assert!(matches!(h.progress(MediaName::Segment(2)), Progress::Partial(p) if !p.is_empty()));
-    assert_eq!(h.progress(MediaName::Segment(3)), Progress::Absent);
+    assert_eq!(h.progress(MediaName::Segment(3)), Progress::Partial(vec![]));
+    assert_eq!(
+        h.progress(MediaName::TrackSegment(3, TrackKind::Video)),
+        Progress::Partial(vec![])
+    );
+    assert_eq!(h.progress(MediaName::Segment(4)), Progress::Absent);
     assert!(matches!(
         h.progress(MediaName::Segment(1)),
         Progress::Complete(_)
