@@ -1,6 +1,8 @@
 //! The CDN configurations in `cdn-config/`, run for real in front of the origin: LL-HLS still
-//! works through the cache (blocking reload, preload hints, hls.js), media is served from the
-//! cache, and 100 viewers cost the origin about one request per part, not one per viewer.
+//! works through the cache (blocking reload, preload hints, hls.js), LL-DASH too (a segment
+//! being made streams through the edge chunk by chunk, the time endpoint passes, dash.js
+//! plays), media is served from the cache, and 100 viewers cost the origin about one request
+//! per part, not one per viewer.
 
 mod common;
 
@@ -12,6 +14,10 @@ use std::time::{Duration, Instant};
 use common::*;
 use glasscast::server::Server;
 use tokio::process::{Child, Command};
+
+/// The crowd tests count what 100 viewers receive against a real-time encoder: they run alone
+/// (write), while the other tests of this file share the machine (read).
+static MACHINE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -157,6 +163,7 @@ async fn viewer(base: String, until: Instant) -> u64 {
 }
 
 async fn ll_hls_through(kind: Kind) {
+    let _shared = MACHINE.read().await;
     let server = start(&[]).await;
     let cdn = Edge::start(kind, server.http_addr).await;
     let _ff = publish(
@@ -233,7 +240,119 @@ async fn ll_hls_through(kind: Kind) {
     server.shutdown(Duration::from_secs(5)).await;
 }
 
+/// LL-DASH through the edge: the MPD names the edge's time endpoint, which passes uncached;
+/// the next segment, asked for before it exists (as dash.js does), streams through the edge
+/// chunk by chunk before it is complete, to every viewer asking for it on Varnish and to the
+/// first on nginx (whose cache lock holds the others until it is complete); the bytes are the
+/// complete segment's; and dash.js plays through the edge.
+async fn ll_dash_through(kind: Kind) {
+    let _shared = MACHINE.read().await;
+    let server = start(&[]).await;
+    let cdn = Edge::start(kind, server.http_addr).await;
+    let _ff = publish(&Source::normal(40.0), &rtmp_url(&server, "live/dash/s"));
+    let base = cdn.url("live/dash/s");
+    eventually("two segments", Duration::from_secs(20), || async {
+        let (s, t) = get_text(&format!("{base}/media.m3u8")).await;
+        (s == 200 && parse_live(&t).complete_segments >= 2).then_some(())
+    })
+    .await;
+    let (s, mpd) = get_text(&format!("{base}/index.mpd")).await;
+    assert_eq!(s, 200);
+    assert!(mpd.contains(r#"availabilityTimeComplete="false""#), "{mpd}");
+    let time_url = format!("http://127.0.0.1:{}/time", cdn.port);
+    assert!(mpd.contains(&format!(r#"value="{time_url}""#)), "{mpd}");
+    for _ in 0..2 {
+        let (s, h, t) = get(&time_url).await;
+        assert_eq!(s, 200);
+        assert!(h.get("x-cache").is_none_or(|v| v != "HIT"), "{h:?}");
+        let t = humantime::parse_rfc3339(String::from_utf8_lossy(&t).trim()).expect("a time");
+        let skew = t
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_else(|e| e.duration());
+        assert!(skew < Duration::from_secs(2), "{skew:?}");
+    }
+
+    let os = server
+        .origin
+        .get(&relay::path::StreamPath {
+            user_id: "dash".into(),
+            stream_id: "s".into(),
+        })
+        .unwrap();
+    let (_, text) = get_text(&format!("{base}/media.m3u8")).await;
+    let live = parse_live(&text);
+    let prefix = live
+        .preload_hint
+        .as_deref()
+        .and_then(|h| h.rsplit_once("-p"))
+        .map(|(p, _)| p.to_string())
+        .expect("hint");
+    let next = live.open_msn() + 1;
+    let name =
+        origin::naming::Names { prefix }.track_segment(next, origin::naming::TrackKind::Video);
+    let done = tokio::spawn({
+        let os = os.clone();
+        async move {
+            let mut progress = os.watch_progress();
+            let kind =
+                origin::naming::MediaName::TrackSegment(next, origin::naming::TrackKind::Video);
+            while os.media(kind).is_none() {
+                progress.changed().await.expect("stream lives");
+            }
+            Instant::now()
+        }
+    });
+    let url = format!("{base}/{name}");
+    let viewers = if kind == Kind::Varnish { 2 } else { 1 };
+    let fetches: Vec<_> = (0..viewers)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { get_frames(&url).await })
+        })
+        .collect();
+    let mut bodies = Vec::new();
+    for f in fetches {
+        bodies.push(f.await.unwrap());
+    }
+    let done = done.await.unwrap();
+    let (_, _, complete) = get(&url).await;
+    for (status, _, frames) in &bodies {
+        assert_eq!(*status, 200, "{url}");
+        assert!(frames.len() >= 2, "{kind:?}: {} frame(s)", frames.len());
+        assert!(
+            frames[0].0 < done,
+            "{kind:?}: first bytes {:?} after the segment was complete",
+            frames[0].0 - done
+        );
+        let streamed: Vec<u8> = frames.iter().flat_map(|(_, b)| b.to_vec()).collect();
+        assert_eq!(streamed, complete.to_vec(), "{kind:?}: bytes differ");
+    }
+
+    let r = run_player("dashjs", &format!("{base}/index.mpd"), 10).await;
+    assert!(r["fatal"].is_null(), "{r}");
+    let lat = player_latencies(&r);
+    assert!(lat.len() > 5, "{r}");
+    let p50 = lat[lat.len() / 2];
+    eprintln!(
+        "dash.js through {kind:?}: latency p50 {p50:.3} s, {} stalls",
+        r["stalls"]
+    );
+    assert!(p50 < 4.0, "{p50}");
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ll_dash_through_nginx() {
+    ll_dash_through(Kind::Nginx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ll_dash_through_varnish() {
+    ll_dash_through(Kind::Varnish).await;
+}
+
 async fn crowd_through(kind: Kind) -> (f64, f64, u64) {
+    let _alone = MACHINE.write().await;
     let server = start(&[]).await;
     let cdn = Arc::new(Edge::start(kind, server.http_addr).await);
     let _ff = publish(&Source::normal(40.0), &rtmp_url(&server, "live/crowd/s"));
@@ -300,10 +419,11 @@ async fn hundred_viewers_through_nginx_cost_one_origin_request_per_part() {
     let (playlist, media, received) = crowd_through(Kind::Nginx).await;
     // nginx wakes requests waiting on a cache lock every 500 ms (hard-coded), so coalesced
     // viewers advance one to two parts per second instead of five: they keep playing, behind.
-    // Over the 9 s run (about 7 s after start-up) each must get at least a part per second;
-    // measured 1.0-1.2 parts/s on the 2-core VM (900-1150 parts in all, the same before and
-    // after the admin-listener change), more on a quieter machine.
-    assert!(received > 100 * 7, "viewers stalled: {received} parts");
+    // How many they get depends on how that timer falls against part production: 669-1544
+    // parts in all over the 9 s run on the 2-core VM, the same range with the hinted part held
+    // until complete (before issue 11) and streamed while it is made (after). Moving at all
+    // (half a part per second each) is what this asserts; Varnish below keeps up.
+    assert!(received > 100 * 4, "viewers stalled: {received} parts");
     // About one origin request per part for the whole crowd, not one per viewer. Viewers that
     // drift apart ask for a few distinct URLs, hence the margin.
     assert!(

@@ -14,8 +14,12 @@ backend origin {
 sub vcl_recv {
     # Only media and liveness reach the origin (metrics and the management API are on the
     # relay's admin listener, never behind the CDN).
-    if (req.url !~ "^/live/" && req.url != "/healthz") {
+    if (req.url !~ "^/live/" && req.url != "/healthz" && req.url != "/time") {
         return (synth(404));
+    }
+    # The origin's clock, which DASH players synchronise with (UTCTiming): never cached.
+    if (req.url == "/time") {
+        return (pass);
     }
     if (req.method != "GET" && req.method != "HEAD") {
         return (pass);
@@ -44,7 +48,9 @@ sub vcl_backend_response {
         return (deliver);
     }
     # Everything else keeps the origin's lifetime (media: a year, immutable; directive
-    # playlists: 2 s). Media is served while it streams in from the origin.
+    # playlists: 2 s). Media is served while it streams in from the origin: a part or segment
+    # still being made reaches every viewer waiting on it chunk by chunk (LL-DASH, and the
+    # LL-HLS preload hint).
     set beresp.do_stream = true;
     # A stale directive playlist still answers its question (that part exists), so a short
     # grace is harmless; media never changes.

@@ -231,6 +231,11 @@ impl Playlist {
         self.next_part
     }
 
+    /// The msn the next segment to open will get.
+    pub fn next_msn(&self) -> u64 {
+        self.next_msn
+    }
+
     /// Oldest msn still listed.
     pub fn first_msn(&self) -> u64 {
         self.segments

@@ -50,6 +50,8 @@ pub struct Making {
     pub part: u64,
     /// The open segment, if one is open.
     pub segment: Option<u64>,
+    /// The number the next segment to open will get.
+    pub next_segment: u64,
     /// The stream ended: nothing more will be made.
     pub ended: bool,
 }
@@ -218,18 +220,12 @@ impl MediaStore {
         }
     }
 
-    /// The open segment or the one after it (an LL-DASH player asks for the next segment at
-    /// the time the MPD predicts, which an encoder running late has not reached yet), or the
-    /// one after the newest when none is open (between a segment's end and the next start).
+    /// The open segment (or, between two segments, the one about to open) or the one after it:
+    /// an LL-DASH player asks for the next segment when the MPD predicts it, which an encoder
+    /// running late has not reached yet.
     fn is_open_or_next(&self, msn: u64, making: Making) -> bool {
-        match making.segment {
-            Some(open) => msn == open || msn == open + 1,
-            None => self
-                .segments
-                .keys()
-                .max()
-                .map_or(msn == 0, |m| msn == m + 1),
-        }
+        let base = making.segment.unwrap_or(making.next_segment);
+        msn == base || msn == base + 1
     }
 
     fn open_segment_pieces(&self, msn: u64, making: Making) -> Vec<Bytes> {

@@ -22,6 +22,7 @@ impl Harness {
             making: Making {
                 part: 0,
                 segment: None,
+                next_segment: 0,
                 ended: false,
             },
             next_msn: 0,
@@ -45,6 +46,7 @@ impl Harness {
                 let msn = self.next_msn;
                 self.next_msn += 1;
                 self.making.segment = None;
+                self.making.next_segment = self.next_msn;
                 // A window of two segments.
                 let evicted = msn.checked_sub(2);
                 self.store.handle_segment_end(msn, evicted);
@@ -204,6 +206,24 @@ fn hinted_part_and_next_segment_wait_then_fill() {
         h.progress(MediaName::Segment(1)),
         Progress::Complete(_)
     ));
+    // Between two segments (the next not open yet), that next one and the one after it wait.
+    let between = Making {
+        segment: None,
+        next_segment: 3,
+        ..h.making
+    };
+    assert_eq!(
+        h.store.progress(MediaName::Segment(3), between),
+        Progress::Partial(vec![])
+    );
+    assert_eq!(
+        h.store.progress(MediaName::Segment(4), between),
+        Progress::Partial(vec![])
+    );
+    assert_eq!(
+        h.store.progress(MediaName::Segment(5), between),
+        Progress::Absent
+    );
     // With no extra segments kept, what left the two-segment window is gone.
     assert!(h.store.complete(MediaName::Segment(0)).is_some());
     h.making.ended = true;

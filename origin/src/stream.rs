@@ -267,6 +267,7 @@ impl OriginStream {
         let making = Making {
             part: st.playlist.next_part_index(),
             segment: st.playlist.open_segment().map(|s| s.msn),
+            next_segment: st.playlist.next_msn(),
             ended: st.playlist.is_ended(),
         };
         st.store.progress(name, making)
