@@ -114,6 +114,7 @@ impl Server {
                     part_target: cfg.part_target,
                     segment_target: cfg.segment_target,
                     window_segments: cfg.window_segments,
+                    part_hold_back: cfg.part_hold_back,
                 },
                 ended_retention: cfg.ended_retention,
                 ..Default::default()

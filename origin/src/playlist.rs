@@ -23,6 +23,16 @@ pub struct PlaylistConfig {
     pub segment_target: Duration,
     /// Complete segments kept in the playlist (at least 6).
     pub window_segments: usize,
+    /// `PART-HOLD-BACK`: how far behind the newest part a player should play. `None`: three
+    /// part targets (the specification's SHOULD; its MUST is two).
+    pub part_hold_back: Option<Duration>,
+}
+
+impl PlaylistConfig {
+    /// The `PART-HOLD-BACK` in effect.
+    pub fn part_hold_back(&self) -> Duration {
+        self.part_hold_back.unwrap_or(3 * self.part_target)
+    }
 }
 
 impl Default for PlaylistConfig {
@@ -31,6 +41,7 @@ impl Default for PlaylistConfig {
             part_target: Duration::from_millis(200),
             segment_target: Duration::from_secs(2),
             window_segments: 12,
+            part_hold_back: None,
         }
     }
 }
@@ -561,7 +572,7 @@ impl Playlist {
             out,
             "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL={:.1},PART-HOLD-BACK={:.3}",
             self.can_skip_until(),
-            3.0 * part_target
+            self.cfg.part_hold_back().as_secs_f64()
         );
         let _ = writeln!(out, "#EXT-X-PART-INF:PART-TARGET={part_target:.3}");
 

@@ -421,3 +421,18 @@ fn segment_end_does_not_release_a_part_waiter() {
     segment(&mut p, 1, false);
     assert_eq!(p.poll_ready(), Some((1, Outcome::Ready)));
 }
+
+#[test]
+fn part_hold_back_is_three_parts_unless_configured() {
+    let mut p = pl();
+    segment(&mut p, 3, false);
+    assert!(String::from_utf8_lossy(&p.render(false)).contains("PART-HOLD-BACK=0.600"));
+    let cfg = PlaylistConfig {
+        part_hold_back: Some(Duration::from_millis(450)),
+        ..PlaylistConfig::default()
+    };
+    let mut p = Playlist::new(cfg, names());
+    p.handle_init(1);
+    segment(&mut p, 3, false);
+    assert!(String::from_utf8_lossy(&p.render(false)).contains("PART-HOLD-BACK=0.450"));
+}

@@ -27,6 +27,8 @@ pub struct Config {
     pub public_url: Option<String>,
     pub part_target: Duration,
     pub segment_target: Duration,
+    /// `PART-HOLD-BACK`; `None` = three part targets.
+    pub part_hold_back: Option<Duration>,
     pub window_segments: usize,
     pub ended_retention: Duration,
     pub reconnect_grace: Duration,
@@ -229,6 +231,7 @@ pub fn validate(layered: &Layered) -> Result<Config, Vec<String>> {
     let (http_cert, http_key) = (c.http.tls_cert.clone(), c.http.tls_key.clone());
     let part_ms = c.hls.part_target_ms;
     let segment_ms = c.hls.segment_target_ms;
+    let hold_back_ms = c.hls.part_hold_back_ms;
     let window_segments = count(c.hls.window_segments);
     let ended_retention_s = c.hls.ended_retention_s;
     let grace_ms = c.stream.reconnect_grace_ms;
@@ -277,6 +280,11 @@ pub fn validate(layered: &Layered) -> Result<Config, Vec<String>> {
     if segment_ms < part_ms.saturating_mul(2) {
         errors.push(format!(
             "hls.segment_target_ms ({segment_ms}) must be at least twice hls.part_target_ms ({part_ms})"
+        ));
+    }
+    if hold_back_ms != 0 && hold_back_ms < part_ms.saturating_mul(2) {
+        errors.push(format!(
+            "hls.part_hold_back_ms ({hold_back_ms}) must be at least twice hls.part_target_ms ({part_ms}), as LL-HLS requires (0 = three part targets)"
         ));
     }
     if segment_ms > 60_000 {
@@ -429,6 +437,7 @@ pub fn validate(layered: &Layered) -> Result<Config, Vec<String>> {
         public_url,
         part_target: Duration::from_millis(part_ms),
         segment_target: Duration::from_millis(segment_ms),
+        part_hold_back: (hold_back_ms != 0).then(|| Duration::from_millis(hold_back_ms)),
         window_segments,
         ended_retention: Duration::from_secs(ended_retention_s),
         reconnect_grace: Duration::from_millis(grace_ms),

@@ -146,6 +146,7 @@ pub struct Hls {
     pub segment_target_ms: u64,
     pub window_segments: u64,
     pub ended_retention_s: u64,
+    pub part_hold_back_ms: u64,
 }
 
 impl Default for Hls {
@@ -155,6 +156,7 @@ impl Default for Hls {
             segment_target_ms: 2000,
             window_segments: 12,
             ended_retention_s: 120,
+            part_hold_back_ms: 0,
         }
     }
 }
@@ -423,6 +425,11 @@ pub const DOCS: &[(&str, &str, &str)] = &[
         "label per-destination restream metrics with the stream path",
     ),
     ("hls", "part_target_ms", "LL-HLS part target duration"),
+    (
+        "hls",
+        "part_hold_back_ms",
+        "PART-HOLD-BACK; 0 = three part targets (at least two)",
+    ),
     (
         "hls",
         "segment_target_ms",

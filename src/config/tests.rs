@@ -254,3 +254,28 @@ mod delivery {
         assert!(errs[0].contains("GLASSCAST_MANAGED_NOPE_X is not a known setting"));
     }
 }
+
+#[test]
+fn part_hold_back_defaults_to_three_parts_and_may_not_go_below_two() {
+    let c = load(None, env(&[]), &Overrides::default()).unwrap();
+    assert_eq!(c.part_hold_back, None);
+    let c = load(
+        None,
+        env(&[("GLASSCAST_HLS_PART_HOLD_BACK_MS", "500")]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(c.part_hold_back, Some(Duration::from_millis(500)));
+    let errs = load(
+        None,
+        env(&[("GLASSCAST_HLS_PART_HOLD_BACK_MS", "300")]),
+        &Overrides::default(),
+    )
+    .unwrap_err();
+    assert!(
+        errs.join("\n").contains(
+            "hls.part_hold_back_ms (300) must be at least twice hls.part_target_ms (200)"
+        ),
+        "{errs:?}"
+    );
+}
