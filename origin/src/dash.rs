@@ -228,19 +228,13 @@ pub fn render_mpd(
         }
         let _ = writeln!(out, "  </Period>");
     }
-    if live {
-        // The player's clock: our time endpoint first, the time of this response as fallback.
-        if let Some(url) = &clock.time_url {
-            let _ = writeln!(
-                out,
-                r#"  <UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="{}"/>"#,
-                xml_escape(url)
-            );
-        }
+    if live && let Some(url) = &clock.time_url {
+        // The player's clock: the origin's time endpoint. (No `direct` time: the MPD is
+        // rendered once per change and served until the next, so it would be stale.)
         let _ = writeln!(
             out,
-            r#"  <UTCTiming schemeIdUri="urn:mpeg:dash:utc:direct:2014" value="{}"/>"#,
-            format_pdt(now_ms)
+            r#"  <UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="{}"/>"#,
+            xml_escape(url)
         );
     }
     let _ = writeln!(out, "</MPD>");
@@ -448,7 +442,6 @@ mod tests {
         assert!(mpd.contains(
             r#"<UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="http://edge.example/time"/>"#
         ));
-        assert!(mpd.contains(r#"urn:mpeg:dash:utc:direct:2014" value="2023-11-14T22:13:24.200Z""#));
         // UTCTiming follows the Periods, ServiceDescription precedes them (schema order).
         assert!(mpd.find("<ServiceDescription").unwrap() < mpd.find("<Period").unwrap());
         assert!(mpd.find("<UTCTiming").unwrap() > mpd.rfind("</Period>").unwrap());

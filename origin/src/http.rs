@@ -9,11 +9,9 @@
 //! - `GET /live/{userId}/{streamId}/{prefix}-init{n}.mp4 | -p{n}.m4s | -s{n}.m4s`
 
 use std::convert::Infallible;
-use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body as HttpBody;
@@ -36,6 +34,7 @@ use crate::playlist::{BlockingRequest, Outcome};
 use crate::request::{RangeReq, parse_directives, parse_range, slice_chunks};
 use crate::store::Progress;
 use crate::stream::{MediaBytes, OriginStream, Wait};
+use crate::text::Rendered;
 
 /// The media playlist's name next to `index.m3u8`.
 pub const MEDIA_PLAYLIST: &str = "media.m3u8";
@@ -321,7 +320,7 @@ async fn route(
                 return not_found();
             };
             state.origin.metrics.request("mpd", "ok");
-            text_response(Bytes::from(mpd), "application/dash+xml", CACHE_NONE, gzip)
+            text_response(&mpd, "application/dash+xml", CACHE_NONE, gzip)
         }
         name => media(state, &os, name, req).await,
     }
@@ -380,12 +379,7 @@ async fn multivariant(state: &HttpState, os: &Arc<OriginStream>, gzip: bool) -> 
     match os.multivariant(MEDIA_PLAYLIST) {
         Some(text) => {
             state.origin.metrics.request("multivariant", "ok");
-            text_response(
-                Bytes::from(text),
-                "application/vnd.apple.mpegurl",
-                CACHE_NONE,
-                gzip,
-            )
+            text_response(&text, "application/vnd.apple.mpegurl", CACHE_NONE, gzip)
         }
         None => {
             state.origin.metrics.request("multivariant", "not_found");
@@ -447,32 +441,16 @@ async fn media_playlist(
         cache = CACHE_NONE;
     }
     m.request("playlist", result);
-    let mut resp = text_response(
-        os.media_playlist(d.skip),
+    let resp = text_response(
+        &os.media_playlist(d.skip),
         "application/vnd.apple.mpegurl",
         cache,
-        false,
+        gzip,
     );
     if let Some(at) = decided {
         m.blocking_wake.observe(at.elapsed().as_secs_f64());
     }
-    if gzip {
-        resp.headers_mut()
-            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        *resp.body_mut() = Body::from(os.media_playlist_gzip(d.skip));
-    }
     resp
-}
-
-/// Gzip (fast level) of a playlist or manifest.
-pub fn gzip(data: &[u8]) -> Bytes {
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() / 3 + 64),
-        flate2::Compression::fast(),
-    );
-    // Writing into a Vec cannot fail.
-    let _ = enc.write_all(data);
-    Bytes::from(enc.finish().unwrap_or_default())
 }
 
 async fn media(
@@ -615,7 +593,7 @@ fn accepts_gzip(req: &Request<Incoming>) -> bool {
 
 /// A playlist or manifest: gzip when the client accepts it (never for media).
 fn text_response(
-    body: Bytes,
+    text: &Rendered,
     ctype: &'static str,
     cache: &'static str,
     gzip: bool,
@@ -627,9 +605,9 @@ fn text_response(
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     if gzip {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        *r.body_mut() = Body::from(self::gzip(&body));
+        *r.body_mut() = Body::from(text.gzipped());
     } else {
-        *r.body_mut() = Body::from(body);
+        *r.body_mut() = Body::from(text.text());
     }
     r
 }
@@ -663,22 +641,4 @@ fn media_response(media: MediaBytes, range: Option<&HeaderValue>) -> Response<Bo
         }
     }
     r
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gzip_round_trips() {
-        use std::io::Read as _;
-        let text = "#EXTM3U\n".repeat(100);
-        let z = gzip(text.as_bytes());
-        assert!(z.len() < text.len());
-        let mut out = String::new();
-        flate2::read::GzDecoder::new(&z[..])
-            .read_to_string(&mut out)
-            .unwrap();
-        assert_eq!(out, text);
-    }
 }

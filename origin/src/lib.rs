@@ -15,3 +15,4 @@ pub mod playlist;
 pub mod request;
 pub mod store;
 pub mod stream;
+pub mod text;

@@ -10,11 +10,11 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-
 use crate::naming::Names;
+use crate::text::Rendered;
 
 /// Playlist settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,7 +176,9 @@ pub struct Playlist {
     waiting: HashMap<WaiterId, (Instant, WaitKey)>,
     ready: VecDeque<(WaiterId, Outcome)>,
     /// Rendered playlists for the current state: [full, delta].
-    cache: [Option<Bytes>; 2],
+    cache: [Option<Arc<Rendered>>; 2],
+    /// Bumped at every change (what a cached rendering of this state is keyed on).
+    version: u64,
 }
 
 impl Playlist {
@@ -202,6 +204,7 @@ impl Playlist {
             waiting: HashMap::new(),
             ready: VecDeque::new(),
             cache: [None, None],
+            version: 0,
         }
     }
 
@@ -292,6 +295,12 @@ impl Playlist {
 
     fn changed(&mut self) {
         self.cache = [None, None];
+        self.version += 1;
+    }
+
+    /// Changes whenever the playlist does (segments, parts, end).
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     // ---- inputs from the packager ----
@@ -543,14 +552,14 @@ impl Playlist {
     }
 
     /// The media playlist text; `skip` asks for a delta update (`_HLS_skip=YES`).
-    pub fn render(&mut self, skip: bool) -> Bytes {
+    pub fn render(&mut self, skip: bool) -> Arc<Rendered> {
         let slot = usize::from(skip);
-        if let Some(b) = &self.cache[slot] {
-            return b.clone();
+        if let Some(r) = &self.cache[slot] {
+            return r.clone();
         }
-        let text = Bytes::from(self.render_uncached(skip));
-        self.cache[slot] = Some(text.clone());
-        text
+        let r = Rendered::new(self.render_uncached(skip));
+        self.cache[slot] = Some(r.clone());
+        r
     }
 
     fn render_uncached(&self, skip: bool) -> String {

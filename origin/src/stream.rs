@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
 use relay::path::StreamPath;
 use tokio::sync::{Notify, oneshot};
 
@@ -20,6 +19,7 @@ use crate::packager::OriginConfig;
 use crate::playlist::{BlockingRequest, Decision, Outcome, PartInfo, Playlist, WaiterId, epoch_ms};
 pub use crate::store::MediaBytes;
 use crate::store::{Making, MediaStore, Progress};
+use crate::text::Rendered;
 
 struct State {
     playlist: Playlist,
@@ -27,8 +27,10 @@ struct State {
     ast_ms: Option<i64>,
     /// Held requests, answered with the outcome and when it was decided.
     waiters: HashMap<WaiterId, oneshot::Sender<(Outcome, Instant)>>,
-    /// Gzipped media playlists [full, delta], with the rendered text they were made from.
-    gzipped: [Option<(Bytes, Bytes)>; 2],
+    /// The multivariant playlist and the MPD as last rendered, with the playlist version (and,
+    /// for the MPD, the time endpoint URL) they were made for.
+    multivariant: Option<(u64, Arc<Rendered>)>,
+    mpd: Option<(u64, Option<String>, Arc<Rendered>)>,
 }
 
 /// One stream as the origin serves it.
@@ -101,7 +103,8 @@ impl OriginStream {
                 store: MediaStore::new(cfg.extra_segments),
                 ast_ms: None,
                 waiters: HashMap::new(),
-                gzipped: [None, None],
+                multivariant: None,
+                mpd: None,
             }),
             wake: Notify::new(),
             playable: tokio::sync::watch::Sender::new(false),
@@ -159,58 +162,59 @@ impl OriginStream {
         self.lock().playlist.blocking_timeout()
     }
 
-    /// The media playlist text.
-    pub fn media_playlist(&self, skip: bool) -> Bytes {
+    /// The media playlist, rendered once per change and shared (with its gzip) by every
+    /// response until the next.
+    pub fn media_playlist(&self, skip: bool) -> Arc<Rendered> {
         self.lock().playlist.render(skip)
     }
 
-    /// The media playlist gzipped. Every held request wakes on the same new part and wants
-    /// the same bytes, so it is compressed once per playlist change (outside the lock).
-    pub fn media_playlist_gzip(&self, skip: bool) -> Bytes {
-        let slot = usize::from(skip);
-        let plain = {
-            let mut st = self.lock();
-            let plain = st.playlist.render(skip);
-            if let Some((src, gz)) = &st.gzipped[slot]
-                && src.as_ptr() == plain.as_ptr()
-                && src.len() == plain.len()
-            {
-                return gz.clone();
-            }
-            plain
-        };
-        let gz = crate::http::gzip(&plain);
-        self.lock().gzipped[slot] = Some((plain, gz.clone()));
-        gz
-    }
-
-    /// The multivariant playlist, once the stream has tracks.
-    pub fn multivariant(&self, media_uri: &str) -> Option<String> {
-        let st = self.lock();
+    /// The multivariant playlist, once the stream has tracks; rendered once per playlist
+    /// change (its bandwidth and frame rate follow the segments).
+    pub fn multivariant(&self, media_uri: &str) -> Option<Arc<Rendered>> {
+        let mut st = self.lock();
+        let version = st.playlist.version();
+        if let Some((v, r)) = &st.multivariant
+            && *v == version
+        {
+            return Some(r.clone());
+        }
         let tracks = st.store.current_tracks()?;
-        Some(crate::playlist::render_multivariant(
+        let r = Rendered::new(crate::playlist::render_multivariant(
             tracks,
             st.playlist.peak_bandwidth(),
             st.playlist.frame_rate(),
             media_uri,
-        ))
+        ));
+        st.multivariant = Some((version, r.clone()));
+        Some(r)
     }
 
     /// The DASH manifest, once a segment is complete. `time_url` is the absolute URL of the
-    /// origin's time endpoint as the client reaches it (for `UTCTiming`).
-    pub fn mpd(&self, now: SystemTime, time_url: Option<String>) -> Option<String> {
-        let st = self.lock();
+    /// origin's time endpoint as the client reaches it (for `UTCTiming`). Rendered once per
+    /// playlist change (and time URL); its publishTime is when that version was first asked
+    /// for.
+    pub fn mpd(&self, now: SystemTime, time_url: Option<String>) -> Option<Arc<Rendered>> {
+        let mut st = self.lock();
         st.playlist.segments().next()?;
+        let version = st.playlist.version();
+        if let Some((v, url, r)) = &st.mpd
+            && *v == version
+            && *url == time_url
+        {
+            return Some(r.clone());
+        }
         let clock = crate::dash::LiveClock {
             ast_ms: st.ast_ms.unwrap_or(0),
             now_ms: epoch_ms(now),
-            time_url,
+            time_url: time_url.clone(),
         };
-        Some(crate::dash::render_mpd(
+        let r = Rendered::new(crate::dash::render_mpd(
             &st.playlist,
             &st.store.all_tracks(),
             &clock,
-        ))
+        ));
+        st.mpd = Some((version, time_url, r.clone()));
+        Some(r)
     }
 
     /// Resolves once the stream has a playable part; false if it ended first.
