@@ -3,7 +3,6 @@
 //! part sent while it is being made).
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -16,8 +15,14 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 pub struct Body {
     chunks: VecDeque<Bytes>,
     /// More to come: its length is unknown, so HTTP/1.1 sends it chunked.
-    live: Option<tokio::sync::mpsc::Receiver<Bytes>>,
+    live: Option<tokio::sync::mpsc::Receiver<Result<Bytes, Aborted>>>,
 }
+
+/// A streamed body could not be completed (the media it was sending is gone). The response
+/// is cut off rather than ended, so no client or cache takes the short body for the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the media being streamed ended before it was complete")]
+pub struct Aborted;
 
 impl Body {
     pub fn empty() -> Self {
@@ -31,8 +36,8 @@ impl Body {
     }
 
     /// A body that sends what arrives on `rx` as it arrives, and ends when the sender is
-    /// dropped.
-    pub fn streaming(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Self {
+    /// dropped (or is cut off at an [`Aborted`]).
+    pub fn streaming(rx: tokio::sync::mpsc::Receiver<Result<Bytes, Aborted>>) -> Self {
         Self {
             chunks: VecDeque::new(),
             live: Some(rx),
@@ -60,12 +65,12 @@ impl From<&'static str> for Body {
 
 impl HttpBody for Body {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = Aborted;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Aborted>>> {
         if let Some(c) = self.chunks.pop_front() {
             return Poll::Ready(Some(Ok(Frame::data(c))));
         }
@@ -73,7 +78,11 @@ impl HttpBody for Body {
             return Poll::Ready(None);
         };
         match rx.poll_recv(cx) {
-            Poll::Ready(Some(c)) => Poll::Ready(Some(Ok(Frame::data(c)))),
+            Poll::Ready(Some(Ok(c))) => Poll::Ready(Some(Ok(Frame::data(c)))),
+            Poll::Ready(Some(Err(e))) => {
+                self.live = None;
+                Poll::Ready(Some(Err(e)))
+            }
             Poll::Ready(None) => {
                 self.live = None;
                 Poll::Ready(None)
@@ -95,5 +104,29 @@ impl HttpBody for Body {
         } else {
             SizeHint::with_exact(known)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt as _;
+
+    #[tokio::test]
+    async fn streaming_sends_what_arrives_and_is_cut_off_when_aborted() {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let mut body = Body::streaming(rx);
+        assert_eq!(body.size_hint().exact(), None, "no length while streaming");
+        tx.send(Ok(Bytes::from_static(b"moof"))).await.unwrap();
+        let f = body.frame().await.unwrap().unwrap();
+        assert_eq!(f.into_data().unwrap(), Bytes::from_static(b"moof"));
+        tx.send(Err(Aborted)).await.unwrap();
+        assert_eq!(body.frame().await.unwrap().unwrap_err(), Aborted);
+        assert!(body.is_end_stream());
+        // A sender that goes away ends the body normally.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Aborted>>(1);
+        drop(tx);
+        let mut body = Body::streaming(rx);
+        assert!(body.frame().await.is_none());
     }
 }

@@ -538,27 +538,34 @@ async fn in_progress(
                 for piece in crate::store::after(&pieces, sent) {
                     sent += piece.len() as u64;
                     metrics.media_bytes_out.inc_by(piece.len() as u64);
-                    if tx.send(piece).await.is_err() {
+                    if tx.send(Ok(piece)).await.is_err() {
                         return; // the client went away
                     }
                 }
-                if rx.changed().await.is_err() {
-                    return;
-                }
-                rx.borrow_and_update();
-                pieces = match stream.progress(name) {
+                let next = match rx.changed().await {
+                    Ok(()) => {
+                        rx.borrow_and_update();
+                        stream.progress(name)
+                    }
+                    Err(_) => Progress::Absent,
+                };
+                pieces = match next {
                     Progress::Complete(p) => {
                         for piece in crate::store::after(&p, sent) {
                             metrics.media_bytes_out.inc_by(piece.len() as u64);
-                            if tx.send(piece).await.is_err() {
+                            if tx.send(Ok(piece)).await.is_err() {
                                 return;
                             }
                         }
                         return;
                     }
                     Progress::Partial(p) => p,
-                    // Cannot happen while live (nothing being made is evicted); end the body.
-                    Progress::Absent => return,
+                    // Not expected (a stream completes what it was making when it ends), but
+                    // a short body must not pass for the file: cut the response off.
+                    Progress::Absent => {
+                        let _ = tx.send(Err(crate::body::Aborted)).await;
+                        return;
+                    }
                 };
             }
         }

@@ -70,6 +70,11 @@ pub struct MediaStore {
     open_init: u32,
     /// Chunks of the part being made.
     open_chunks: Vec<Bytes>,
+    /// DASH's single-track view of the open segment, [video, audio], extracted chunk by chunk
+    /// as the chunks arrive (so streaming it is not a re-extraction of the whole segment at
+    /// every chunk), and of the complete segments.
+    open_tracks: [Vec<Bytes>; 2],
+    track_segments: HashMap<u64, [Vec<Bytes>; 2]>,
     retired: VecDeque<u64>,
     extra_segments: usize,
 }
@@ -84,6 +89,8 @@ impl MediaStore {
             open_parts: Vec::new(),
             open_init: 0,
             open_chunks: Vec::new(),
+            open_tracks: [Vec::new(), Vec::new()],
+            track_segments: HashMap::new(),
             retired: VecDeque::new(),
             extra_segments,
         }
@@ -98,10 +105,25 @@ impl MediaStore {
         self.open_init = init_id;
         self.open_parts.clear();
         self.open_chunks.clear();
+        self.open_tracks = Default::default();
     }
 
     /// The next chunk of the part being made.
     pub fn handle_chunk(&mut self, chunk: Bytes) {
+        if let Some(tracks) = self.inits.get(&self.open_init).map(|i| &i.tracks) {
+            for (slot, id) in [tracks.video_track_id(), tracks.audio_track_id()]
+                .into_iter()
+                .enumerate()
+            {
+                // Our own fragments always parse; a failure would leave DASH's view short,
+                // never the muxed one.
+                if let Some(id) = id
+                    && let Ok(pieces) = crate::cmaf::extract_track(&chunk, id, 1)
+                {
+                    self.open_tracks[slot].extend(pieces);
+                }
+            }
+        }
         self.open_chunks.push(chunk);
     }
 
@@ -123,11 +145,14 @@ impl MediaStore {
         let parts = std::mem::take(&mut self.open_parts);
         self.open_chunks.clear();
         self.segments.insert(msn, (self.open_init, parts));
+        let tracks = std::mem::take(&mut self.open_tracks);
+        self.track_segments.insert(msn, tracks);
         self.retired.extend(evicted);
         while self.retired.len() > self.extra_segments {
             if let Some(old) = self.retired.pop_front()
                 && let Some((_, parts)) = self.segments.remove(&old)
             {
+                self.track_segments.remove(&old);
                 for p in parts {
                     self.parts.remove(&p);
                 }
@@ -178,12 +203,7 @@ impl MediaStore {
                 vec![crate::cmaf::write_init(&single).ok()?]
             }
             MediaName::TrackSegment(msn, kind) => {
-                let (init_id, parts) = self.segments.get(&msn)?;
-                let parts = parts
-                    .iter()
-                    .map(|i| self.parts.get(i))
-                    .collect::<Option<Vec<_>>>()?;
-                let chunks = self.track_pieces(*init_id, kind, parts)?;
+                let chunks = self.track_segments.get(&msn)?[slot(kind)].clone();
                 if chunks.is_empty() {
                     return None;
                 }
@@ -207,14 +227,18 @@ impl MediaStore {
                 Progress::Partial(self.open_segment_pieces(msn, making))
             }
             MediaName::TrackSegment(msn, kind) if self.is_open_or_next(msn, making) => {
+                let tracks = self.inits.get(&self.open_init).map(|i| &i.tracks);
+                let has = match kind {
+                    TrackKind::Video => tracks.and_then(TrackSet::video_track_id),
+                    TrackKind::Audio => tracks.and_then(TrackSet::audio_track_id),
+                };
+                if has.is_none() {
+                    return Progress::Absent;
+                }
                 if making.segment != Some(msn) {
                     return Progress::Partial(Vec::new());
                 }
-                let pieces = self.open_segment_pieces(msn, making);
-                match self.track_pieces(self.open_init, kind, &pieces) {
-                    Some(p) => Progress::Partial(p),
-                    None => Progress::Absent,
-                }
+                Progress::Partial(self.open_tracks[slot(kind)].clone())
             }
             _ => Progress::Absent,
         }
@@ -240,24 +264,13 @@ impl MediaStore {
         pieces.extend(self.open_chunks.iter().cloned());
         pieces
     }
+}
 
-    /// One track of muxed media, chunk by chunk, as single-track fragments (DASH).
-    fn track_pieces<'a>(
-        &self,
-        init_id: u32,
-        kind: TrackKind,
-        muxed: impl IntoIterator<Item = &'a Bytes>,
-    ) -> Option<Vec<Bytes>> {
-        let tracks = &self.inits.get(&init_id)?.tracks;
-        let track_id = match kind {
-            TrackKind::Video => tracks.video_track_id()?,
-            TrackKind::Audio => tracks.audio_track_id()?,
-        };
-        let mut out = Vec::new();
-        for piece in muxed {
-            out.extend(crate::cmaf::extract_track(piece, track_id, 1).ok()?);
-        }
-        Some(out)
+/// Where a track's view is kept: [video, audio].
+fn slot(kind: TrackKind) -> usize {
+    match kind {
+        TrackKind::Video => 0,
+        TrackKind::Audio => 1,
     }
 }
 

@@ -257,3 +257,24 @@ fn after_skips_whole_and_partial_pieces() {
     assert!(after(&pieces, 7).is_empty());
     assert!(after(&pieces, 9).is_empty());
 }
+
+#[test]
+fn a_track_the_stream_does_not_have_is_absent_not_awaited() {
+    let mut f = Fragmenter::new(FragmenterConfig::default());
+    let mut h = Harness::new(1);
+    for (m, wall) in messages(3, 30, false) {
+        f.handle_message(m, wall).unwrap();
+        while let Some(ev) = f.poll_event() {
+            h.apply(ev);
+        }
+    }
+    let open = h.making.segment.expect("a segment is open");
+    assert!(matches!(
+        h.progress(MediaName::TrackSegment(open, TrackKind::Video)),
+        Progress::Partial(p) if !p.is_empty()
+    ));
+    assert_eq!(
+        h.progress(MediaName::TrackSegment(open, TrackKind::Audio)),
+        Progress::Absent
+    );
+}
