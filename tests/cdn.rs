@@ -281,12 +281,7 @@ async fn ll_dash_through(kind: Kind) {
         .unwrap();
     let (_, text) = get_text(&format!("{base}/media.m3u8")).await;
     let live = parse_live(&text);
-    let prefix = live
-        .preload_hint
-        .as_deref()
-        .and_then(|h| h.rsplit_once("-p"))
-        .map(|(p, _)| p.to_string())
-        .expect("hint");
+    let (prefix, _) = live.hinted_part().expect("hint");
     let next = live.open_msn() + 1;
     let name =
         origin::naming::Names { prefix }.track_segment(next, origin::naming::TrackKind::Video);

@@ -51,12 +51,7 @@ async fn pdt_tracks_wall_clock_and_blocking_reload_is_prompt() {
         let (_, text) = get_text(&format!("{base}/media.m3u8")).await;
         let live = parse_live(&text);
         let hint = live.preload_hint.clone().expect("preload hint");
-        let hinted: u64 = hint
-            .rsplit("-p")
-            .next()
-            .and_then(|s| s.strip_suffix(".m4s"))
-            .and_then(|s| s.parse().ok())
-            .expect("hint names a part");
+        let (_, hinted) = live.hinted_part().expect("hint names a part");
         // Watch the packager in-process to learn when the hinted part came to exist.
         let appeared = Arc::new(std::sync::Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
@@ -470,14 +465,8 @@ async fn media_is_served_while_it_is_being_made() {
         let (_, text) = get_text(&format!("{base}/media.m3u8")).await;
         let live = parse_live(&text);
         let hint = live.preload_hint.clone().expect("preload hint");
-        let hinted: u64 = hint
-            .rsplit("-p")
-            .next()
-            .and_then(|s| s.strip_suffix(".m4s"))
-            .and_then(|s| s.parse().ok())
-            .expect("hint names a part");
-        let segment_name =
-            hint.replace(&format!("-p{hinted}."), &format!("-s{}.", live.open_msn()));
+        let (prefix, hinted) = live.hinted_part().expect("hint names a part");
+        let segment_name = origin::naming::Names { prefix }.segment(live.open_msn());
         // Learn in-process when the part and the segment are complete.
         let done = {
             let os = os.clone();

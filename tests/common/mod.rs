@@ -457,6 +457,12 @@ impl LivePlaylist {
     pub fn open_msn(&self) -> u64 {
         self.media_sequence + self.complete_segments
     }
+
+    /// The preload hint read as the origin names parts: (session prefix, part number).
+    pub fn hinted_part(&self) -> Option<(String, u64)> {
+        let (prefix, rest) = self.preload_hint.as_deref()?.rsplit_once("-p")?;
+        Some((prefix.to_string(), rest.strip_suffix(".m4s")?.parse().ok()?))
+    }
 }
 
 pub fn attr<'a>(line: &'a str, name: &str) -> Option<&'a str> {
