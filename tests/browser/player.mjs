@@ -55,6 +55,8 @@ try {
     };
     let latency = () => null;
     let extraSample = () => ({});
+    let describeBuffer = null;
+    out.stallBuffers = [];
     let stop = () => {};
     if (kind === 'hlsjs') {
       const hls = new Hls({ lowLatencyMode: true, ...extra });
@@ -114,6 +116,11 @@ try {
       } catch (e) {
         fail(`shaka load ${e.code ?? e.stack}`, true);
       }
+      const ranges = (rs) => (rs || []).map((r) => [Number(r.start.toFixed(3)), Number(r.end.toFixed(3))]);
+      describeBuffer = () => {
+        const b = player.getBufferedInfo();
+        return { audio: ranges(b.audio), video: ranges(b.video) };
+      };
       latency = () => {
         const d = player.getPlayheadTimeAsDate();
         return d ? (Date.now() - d.getTime()) / 1000 : null;
@@ -136,6 +143,8 @@ try {
     video.addEventListener('waiting', () => {
       out.stalls += 1;
       out.stallTimes.push(Date.now() - start);
+      // Where the buffer ends around the playhead, per track where the player tells.
+      if (describeBuffer) out.stallBuffers.push({ t: Date.now() - start, now: video.currentTime, ...describeBuffer() });
     });
     // Frames actually presented, per wall-clock second (not only decoded).
     out.presented = [];
