@@ -15,7 +15,10 @@ const extra = configArg ? JSON.parse(configArg) : {};
 const seconds = Number(secondsArg || 15);
 const scripts = {
   hlsjs: 'hls.js/dist/hls.min.js',
-  shaka: 'shaka-player/dist/shaka-player.compiled.js',
+  // The debug build when Shaka's log is asked for ({"shakaLog":"V1"}, with PLAYER_CONSOLE=1).
+  shaka: extra.shakaLog
+    ? 'shaka-player/dist/shaka-player.compiled.debug.js'
+    : 'shaka-player/dist/shaka-player.compiled.js',
   dashjs: 'dashjs/dist/modern/umd/dash.all.min.js',
 };
 if (!scripts[kind]) {
@@ -106,10 +109,12 @@ try {
       out.lowLatencyMode = hls.lowLatencyMode;
     } else if (kind === 'shaka') {
       shaka.polyfill.installAll();
+      if (extra.shakaLog && shaka.log) shaka.log.setLevel(shaka.log.Level[extra.shakaLog]);
       const player = new shaka.Player();
       await player.attach(video);
       player.configure({ streaming: { lowLatencyMode: true } });
-      if (Object.keys(extra).length) player.configure(extra);
+      const { shakaLog, ...config } = extra;
+      if (Object.keys(config).length) player.configure(config);
       player.addEventListener('error', (e) => fail(`shaka ${e.detail.code}`, e.detail.severity === 2));
       try {
         await player.load(url);
