@@ -47,18 +47,18 @@ fn package(tags: &[relay::flv::FileTag], mut store: Option<MediaStore>) -> u64 {
                     }
                 },
                 FragmentEvent::Part(p) => {
-                    bytes_out += p.data.len() as u64;
+                    bytes_out += p.len();
                     let index = playlist.handle_part(PartInfo {
                         duration: p.duration,
                         independent: p.independent,
-                        bytes: p.data.len() as u64,
+                        bytes: p.len(),
                         video_samples: u64::from(p.video_samples),
                         audio: p.audio,
                         audio_bytes: p.audio_bytes,
                     });
                     black_box(playlist.render(false));
                     if let (Some(s), Some(index)) = (store.as_mut(), index) {
-                        s.handle_part(index, p.data);
+                        s.handle_part(index, p.chunks);
                     }
                 }
                 FragmentEvent::SegmentEnd => {

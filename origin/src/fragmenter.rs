@@ -99,10 +99,9 @@ pub struct SegmentStart {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Part {
-    /// Its chunks (`moof` + `mdat` each), concatenated.
-    pub data: Bytes,
-    /// How many chunks it is made of.
-    pub chunks: u32,
+    /// Its chunks (`moof` + `mdat` each), in order: the part's bytes are their concatenation
+    /// (kept apart, so the part shares the buffers the chunks were served from).
+    pub chunks: Vec<Bytes>,
     /// Duration in master-track timescale units.
     pub duration: u64,
     pub timescale: u32,
@@ -118,6 +117,15 @@ pub struct Part {
 }
 
 impl Part {
+    /// Its size in bytes.
+    pub fn len(&self) -> u64 {
+        self.chunks.iter().map(|c| c.len() as u64).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
     pub fn duration_secs(&self) -> f64 {
         self.duration as f64 / f64::from(self.timescale)
     }
@@ -742,13 +750,8 @@ impl Fragmenter {
         }
         self.flush_chunk()?;
         let acc = std::mem::take(&mut self.part);
-        let data = match acc.chunks.as_slice() {
-            [one] => one.clone(),
-            chunks => Bytes::from(chunks.concat()),
-        };
         let part = Part {
-            data,
-            chunks: acc.chunks.len() as u32,
+            chunks: acc.chunks,
             duration: acc.duration,
             timescale: self.master_timescale(),
             independent: acc.independent.unwrap_or(false),

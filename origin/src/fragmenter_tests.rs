@@ -135,11 +135,11 @@ fn run(
                     let seg = segs.last_mut().expect("part inside a segment");
                     assert_eq!(
                         std::mem::take(&mut seg.chunks),
-                        p.data.to_vec(),
+                        p.chunks.concat(),
                         "a part is exactly the chunks emitted before it"
                     );
-                    let moof = moofs(&p.data);
-                    assert_eq!(moof.len() as u32, p.chunks);
+                    let moof = moofs(&p.chunks.concat());
+                    assert_eq!(moof.len(), p.chunks.len(), "a moof per chunk");
                     assert!(!seg.complete, "part after segment end");
                     seg.parts.push((p, moof));
                 }

@@ -61,7 +61,8 @@ pub struct Making {
 pub struct MediaStore {
     inits: HashMap<u32, Arc<InitSegment>>,
     current_init: Option<u32>,
-    parts: HashMap<u64, Bytes>,
+    /// Complete parts, each as its chunks.
+    parts: HashMap<u64, Vec<Bytes>>,
     /// Complete segments still fetchable: init id and part numbers.
     segments: HashMap<u64, (u32, Vec<u64>)>,
     /// Complete parts of the open segment.
@@ -127,15 +128,12 @@ impl MediaStore {
         self.open_chunks.push(chunk);
     }
 
-    /// The part being made is complete and listed as `index`.
-    pub fn handle_part(&mut self, index: u64, data: Bytes) {
-        debug_assert_eq!(
-            self.open_chunks.concat(),
-            data.as_ref(),
-            "a part is its chunks"
-        );
+    /// The part being made is complete (`chunks`, the ones fed one by one) and listed as
+    /// `index`.
+    pub fn handle_part(&mut self, index: u64, chunks: Vec<Bytes>) {
+        debug_assert_eq!(self.open_chunks, chunks, "a part is its chunks");
         self.open_chunks.clear();
-        self.parts.insert(index, data);
+        self.parts.insert(index, chunks);
         self.open_parts.push(index);
     }
 
@@ -177,14 +175,14 @@ impl MediaStore {
     pub fn complete(&self, name: MediaName) -> Option<MediaBytes> {
         let chunks = match name {
             MediaName::Init(id) => vec![self.inits.get(&id)?.data.clone()],
-            MediaName::Part(i) => vec![self.parts.get(&i)?.clone()],
-            MediaName::Segment(msn) => self
-                .segments
-                .get(&msn)?
-                .1
-                .iter()
-                .map(|i| self.parts.get(i).cloned())
-                .collect::<Option<Vec<_>>>()?,
+            MediaName::Part(i) => self.parts.get(&i)?.clone(),
+            MediaName::Segment(msn) => {
+                let mut chunks = Vec::new();
+                for i in &self.segments.get(&msn)?.1 {
+                    chunks.extend(self.parts.get(i)?.iter().cloned());
+                }
+                chunks
+            }
             MediaName::TrackInit(id, kind) => {
                 let tracks = &self.inits.get(&id)?.tracks;
                 let single = match kind {
@@ -259,7 +257,9 @@ impl MediaStore {
         let mut pieces: Vec<Bytes> = self
             .open_parts
             .iter()
-            .filter_map(|i| self.parts.get(i).cloned())
+            .filter_map(|i| self.parts.get(i))
+            .flatten()
+            .cloned()
             .collect();
         pieces.extend(self.open_chunks.iter().cloned());
         pieces

@@ -39,7 +39,7 @@ impl Harness {
             FragmentEvent::Chunk(c) => self.store.handle_chunk(c),
             FragmentEvent::PdtRevised(_) => {}
             FragmentEvent::Part(p) => {
-                self.store.handle_part(self.making.part, p.data);
+                self.store.handle_part(self.making.part, p.chunks);
                 self.making.part += 1;
             }
             FragmentEvent::SegmentEnd => {

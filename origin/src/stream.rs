@@ -299,7 +299,7 @@ impl OriginStream {
                 self.progress.send_modify(|n| *n += 1);
             }
             FragmentEvent::Part(p) => {
-                let len = p.data.len() as u64;
+                let len = p.len();
                 if let Some(idx) = st.playlist.handle_part(PartInfo {
                     duration: p.duration,
                     independent: p.independent,
@@ -308,7 +308,7 @@ impl OriginStream {
                     audio: p.audio,
                     audio_bytes: p.audio_bytes,
                 }) {
-                    st.store.handle_part(idx, p.data);
+                    st.store.handle_part(idx, p.chunks);
                     metrics.parts_produced.inc();
                     self.progress.send_modify(|n| *n += 1);
                 }
