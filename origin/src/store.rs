@@ -71,10 +71,14 @@ pub struct MediaStore {
     open_init: u32,
     /// Chunks of the part being made.
     open_chunks: Vec<Bytes>,
-    /// DASH's single-track view of the open segment, [video, audio], extracted chunk by chunk
-    /// as the chunks arrive (so streaming it is not a re-extraction of the whole segment at
-    /// every chunk), and of the complete segments.
+    /// The chunks of the open segment so far (the same buffers as its parts).
+    open_segment_chunks: Vec<Bytes>,
+    /// DASH's single-track views, [video, audio], made only when DASH asks: of the open
+    /// segment, extracted up to `open_tracks_done` of its chunks and extended as more are
+    /// asked for (streaming it never re-extracts), and of complete segments, on first request.
+    /// An HLS-only stream never pays for them.
     open_tracks: [Vec<Bytes>; 2],
+    open_tracks_done: usize,
     track_segments: HashMap<u64, [Vec<Bytes>; 2]>,
     retired: VecDeque<u64>,
     extra_segments: usize,
@@ -90,7 +94,9 @@ impl MediaStore {
             open_parts: Vec::new(),
             open_init: 0,
             open_chunks: Vec::new(),
-            open_tracks: [Vec::new(), Vec::new()],
+            open_segment_chunks: Vec::new(),
+            open_tracks: Default::default(),
+            open_tracks_done: 0,
             track_segments: HashMap::new(),
             retired: VecDeque::new(),
             extra_segments,
@@ -106,26 +112,22 @@ impl MediaStore {
         self.open_init = init_id;
         self.open_parts.clear();
         self.open_chunks.clear();
+        self.open_segment_chunks.clear();
         self.open_tracks = Default::default();
+        self.open_tracks_done = 0;
     }
 
     /// The next chunk of the part being made.
     pub fn handle_chunk(&mut self, chunk: Bytes) {
-        if let Some(tracks) = self.inits.get(&self.open_init).map(|i| &i.tracks) {
-            for (slot, id) in [tracks.video_track_id(), tracks.audio_track_id()]
-                .into_iter()
-                .enumerate()
-            {
-                // Our own fragments always parse; a failure would leave DASH's view short,
-                // never the muxed one.
-                if let Some(id) = id
-                    && let Ok(pieces) = crate::cmaf::extract_track(&chunk, id, 1)
-                {
-                    self.open_tracks[slot].extend(pieces);
-                }
-            }
-        }
+        self.open_segment_chunks.push(chunk.clone());
         self.open_chunks.push(chunk);
+    }
+
+    /// Extends the open segment's single-track views over the chunks not yet extracted.
+    fn extract_open_tracks(&mut self) {
+        let new = &self.open_segment_chunks[self.open_tracks_done..];
+        extract_into(&self.inits, self.open_init, new, &mut self.open_tracks);
+        self.open_tracks_done = self.open_segment_chunks.len();
     }
 
     /// The part being made is complete (`chunks`, the ones fed one by one) and listed as
@@ -143,8 +145,15 @@ impl MediaStore {
         let parts = std::mem::take(&mut self.open_parts);
         self.open_chunks.clear();
         self.segments.insert(msn, (self.open_init, parts));
-        let tracks = std::mem::take(&mut self.open_tracks);
-        self.track_segments.insert(msn, tracks);
+        // Views someone began to stream are finished and kept; others are made on request.
+        if self.open_tracks_done > 0 {
+            self.extract_open_tracks();
+            let tracks = std::mem::take(&mut self.open_tracks);
+            self.track_segments.insert(msn, tracks);
+        }
+        self.open_segment_chunks.clear();
+        self.open_tracks = Default::default();
+        self.open_tracks_done = 0;
         self.retired.extend(evicted);
         while self.retired.len() > self.extra_segments {
             if let Some(old) = self.retired.pop_front()
@@ -172,7 +181,7 @@ impl MediaStore {
     }
 
     /// The bytes of a complete media file, if it is (still) here.
-    pub fn complete(&self, name: MediaName) -> Option<MediaBytes> {
+    pub fn complete(&mut self, name: MediaName) -> Option<MediaBytes> {
         let chunks = match name {
             MediaName::Init(id) => vec![self.inits.get(&id)?.data.clone()],
             MediaName::Part(i) => self.parts.get(&i)?.clone(),
@@ -201,6 +210,18 @@ impl MediaStore {
                 vec![crate::cmaf::write_init(&single).ok()?]
             }
             MediaName::TrackSegment(msn, kind) => {
+                if !self.track_segments.contains_key(&msn) {
+                    let (init_id, parts) = self.segments.get(&msn)?;
+                    let chunks: Vec<Bytes> = parts
+                        .iter()
+                        .filter_map(|i| self.parts.get(i))
+                        .flatten()
+                        .cloned()
+                        .collect();
+                    let mut views: [Vec<Bytes>; 2] = Default::default();
+                    extract_into(&self.inits, *init_id, &chunks, &mut views);
+                    self.track_segments.insert(msn, views);
+                }
                 let chunks = self.track_segments.get(&msn)?[slot(kind)].clone();
                 if chunks.is_empty() {
                     return None;
@@ -212,7 +233,7 @@ impl MediaStore {
     }
 
     /// A media file as far as it exists, including the part or segment being made.
-    pub fn progress(&self, name: MediaName, making: Making) -> Progress {
+    pub fn progress(&mut self, name: MediaName, making: Making) -> Progress {
         if let Some(m) = self.complete(name) {
             return Progress::Complete(m.chunks);
         }
@@ -236,6 +257,7 @@ impl MediaStore {
                 if making.segment != Some(msn) {
                     return Progress::Partial(Vec::new());
                 }
+                self.extract_open_tracks();
                 Progress::Partial(self.open_tracks[slot(kind)].clone())
             }
             _ => Progress::Absent,
@@ -263,6 +285,31 @@ impl MediaStore {
             .collect();
         pieces.extend(self.open_chunks.iter().cloned());
         pieces
+    }
+}
+
+/// Appends each track's single-track fragments cut from `chunks` to `views` [video, audio].
+/// Our own fragments always parse; a failure would leave DASH's view short, never the muxed
+/// one.
+fn extract_into(
+    inits: &HashMap<u32, Arc<InitSegment>>,
+    init_id: u32,
+    chunks: &[Bytes],
+    views: &mut [Vec<Bytes>; 2],
+) {
+    let Some(tracks) = inits.get(&init_id).map(|i| &i.tracks) else {
+        return;
+    };
+    for (slot, id) in [tracks.video_track_id(), tracks.audio_track_id()]
+        .into_iter()
+        .enumerate()
+    {
+        let Some(id) = id else { continue };
+        for chunk in chunks {
+            if let Ok(pieces) = crate::cmaf::extract_track(chunk, id, 1) {
+                views[slot].extend(pieces);
+            }
+        }
     }
 }
 

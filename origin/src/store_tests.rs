@@ -54,7 +54,7 @@ impl Harness {
         }
     }
 
-    fn progress(&self, name: MediaName) -> Progress {
+    fn progress(&mut self, name: MediaName) -> Progress {
         self.store.progress(name, self.making)
     }
 }
@@ -277,4 +277,39 @@ fn a_track_the_stream_does_not_have_is_absent_not_awaited() {
         h.progress(MediaName::TrackSegment(open, TrackKind::Audio)),
         Progress::Absent
     );
+}
+
+/// DASH's single-track view of a segment is the same whether it was streamed while being made
+/// (extracted chunk by chunk) or only asked for once complete (extracted then, from its parts).
+#[test]
+fn track_views_made_late_equal_views_streamed() {
+    let mut f = Fragmenter::new(FragmenterConfig::default());
+    let (mut streamed, mut late) = (Harness::new(1), Harness::new(1));
+    for (m, wall) in messages(7, 30, true) {
+        f.handle_message(m, wall).unwrap();
+        while let Some(ev) = f.poll_event() {
+            streamed.apply(ev.clone());
+            late.apply(ev);
+            if let Some(open) = streamed.making.segment {
+                for kind in [TrackKind::Video, TrackKind::Audio] {
+                    let _ = streamed.progress(MediaName::TrackSegment(open, kind));
+                }
+            }
+        }
+    }
+    assert_eq!(streamed.next_msn, 3);
+    for msn in 0..3 {
+        for kind in [TrackKind::Video, TrackKind::Audio] {
+            let name = MediaName::TrackSegment(msn, kind);
+            let a = streamed.store.complete(name).expect("kept").chunks.concat();
+            let b = late
+                .store
+                .complete(name)
+                .expect("made on request")
+                .chunks
+                .concat();
+            assert!(!a.is_empty());
+            assert_eq!(a, b, "{name:?}");
+        }
+    }
 }

@@ -267,7 +267,7 @@ impl OriginStream {
 
     /// A media file as far as it exists now, including a part or segment being made.
     pub fn progress(&self, name: MediaName) -> Progress {
-        let st = self.lock();
+        let mut st = self.lock();
         let making = Making {
             part: st.playlist.next_part_index(),
             segment: st.playlist.open_segment().map(|s| s.msn),
