@@ -8,69 +8,16 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use origin::fragmenter::{FragmentEvent, Fragmenter, FragmenterConfig};
 use origin::naming::Names;
-use origin::playlist::{PartInfo, Playlist, PlaylistConfig};
-use origin::store::MediaStore;
+use origin::playlist::{Playlist, PlaylistConfig};
+use origin::stream_core::{StreamCore, part_info};
 use relay::flv::{TagKind, TagParser, read_file};
 
 const FIXTURE: &[u8] = include_bytes!("fixtures/glasses-720p30.flv");
 
-fn package(tags: &[relay::flv::FileTag], mut store: Option<MediaStore>) -> u64 {
+/// Feeds the fixture's tags through the tag parser and the fragmenter, handing every event on.
+fn feed(tags: &[relay::flv::FileTag], mut on_event: impl FnMut(FragmentEvent)) {
     let mut parser = TagParser::new();
     let mut frag = Fragmenter::new(FragmenterConfig::default());
-    let mut playlist = Playlist::new(
-        PlaylistConfig::default(),
-        Names {
-            prefix: "bench".into(),
-        },
-    );
-    let mut bytes_out = 0;
-    let mut drain = |frag: &mut Fragmenter, playlist: &mut Playlist| {
-        while let Some(ev) = frag.poll_event() {
-            match ev {
-                FragmentEvent::Init(i) => {
-                    playlist.handle_init(i.id);
-                    if let Some(s) = store.as_mut() {
-                        s.handle_init(i);
-                    }
-                }
-                FragmentEvent::SegmentStart(s) => {
-                    playlist.handle_segment_start(s.discontinuity, s.pdt_ms, s.start, s.timescale);
-                    if let Some(st) = store.as_mut() {
-                        st.handle_segment_start(s.init_id);
-                    }
-                }
-                FragmentEvent::PdtRevised(pdt) => playlist.handle_pdt_revised(pdt),
-                FragmentEvent::Chunk(c) => match store.as_mut() {
-                    Some(s) => s.handle_chunk(c),
-                    None => {
-                        black_box(c);
-                    }
-                },
-                FragmentEvent::Part(p) => {
-                    bytes_out += p.len();
-                    let index = playlist.handle_part(PartInfo {
-                        duration: p.duration,
-                        independent: p.independent,
-                        bytes: p.len(),
-                        video_samples: u64::from(p.video_samples),
-                        audio: p.audio,
-                        audio_bytes: p.audio_bytes,
-                    });
-                    black_box(playlist.render(false));
-                    if let (Some(s), Some(index)) = (store.as_mut(), index) {
-                        s.handle_part(index, p.chunks);
-                    }
-                }
-                FragmentEvent::SegmentEnd => {
-                    if let Some((msn, evicted)) = playlist.handle_segment_end()
-                        && let Some(s) = store.as_mut()
-                    {
-                        s.handle_segment_end(msn, evicted);
-                    }
-                }
-            }
-        }
-    };
     for (i, t) in tags.iter().enumerate() {
         let msg = match t.kind {
             TagKind::Video => parser.handle_video(t.body.clone(), t.timestamp),
@@ -80,12 +27,60 @@ fn package(tags: &[relay::flv::FileTag], mut store: Option<MediaStore>) -> u64 {
         if let Ok(Some(m)) = msg {
             frag.handle_message(m, 1_700_000_000_000 + i as i64)
                 .expect("packages");
-            drain(&mut frag, &mut playlist);
+            while let Some(ev) = frag.poll_event() {
+                on_event(ev);
+            }
         }
     }
     frag.handle_end().expect("flushes");
-    drain(&mut frag, &mut playlist);
+    while let Some(ev) = frag.poll_event() {
+        on_event(ev);
+    }
+}
+
+fn names() -> Names {
+    Names {
+        prefix: "bench".into(),
+    }
+}
+
+/// Fragmenter and playlist only (the playlist rendered after every part).
+fn package(tags: &[relay::flv::FileTag]) -> u64 {
+    let mut playlist = Playlist::new(PlaylistConfig::default(), names());
+    let mut bytes_out = 0;
+    feed(tags, |ev| match ev {
+        FragmentEvent::Init(i) => playlist.handle_init(i.id),
+        FragmentEvent::SegmentStart(s) => {
+            playlist.handle_segment_start(s.discontinuity, s.pdt_ms, s.start, s.timescale)
+        }
+        FragmentEvent::PdtRevised(pdt) => playlist.handle_pdt_revised(pdt),
+        FragmentEvent::Chunk(c) => {
+            black_box(c);
+        }
+        FragmentEvent::Part(p) => {
+            bytes_out += p.len();
+            playlist.handle_part(part_info(&p));
+            black_box(playlist.render(false));
+        }
+        FragmentEvent::SegmentEnd => {
+            playlist.handle_segment_end();
+        }
+    });
     bytes_out
+}
+
+/// The same through the per-stream core: playlist and media store, the playlist rendered
+/// after every part as a held request would.
+fn package_core(tags: &[relay::flv::FileTag]) -> u64 {
+    let mut core = StreamCore::new(PlaylistConfig::default(), names(), 1);
+    let mut parts = 0;
+    feed(tags, |ev| {
+        if core.handle_event(ev).part {
+            parts += 1;
+            black_box(core.playlist.render(false));
+        }
+    });
+    parts
 }
 
 fn bench(c: &mut Criterion) {
@@ -94,10 +89,10 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("packaging");
     g.throughput(Throughput::Bytes(FIXTURE.len() as u64));
     g.bench_function("flv_to_cmaf_and_playlist_720p30", |b| {
-        b.iter(|| black_box(package(black_box(&tags), None)))
+        b.iter(|| black_box(package(black_box(&tags))))
     });
     g.bench_function("flv_to_cmaf_playlist_and_store_720p30", |b| {
-        b.iter(|| black_box(package(black_box(&tags), Some(MediaStore::new(1)))))
+        b.iter(|| black_box(package_core(black_box(&tags))))
     });
     g.finish();
 }

@@ -15,4 +15,5 @@ pub mod playlist;
 pub mod request;
 pub mod store;
 pub mod stream;
+pub mod stream_core;
 pub mod text;

@@ -16,15 +16,14 @@ use crate::fragmenter::{FragmentEvent, Fragmenter};
 use crate::metrics::OriginMetrics;
 use crate::naming::{MediaName, Names};
 use crate::packager::OriginConfig;
-use crate::playlist::{BlockingRequest, Decision, Outcome, PartInfo, Playlist, WaiterId, epoch_ms};
+use crate::playlist::{BlockingRequest, Decision, Outcome, WaiterId, epoch_ms};
 pub use crate::store::MediaBytes;
-use crate::store::{Making, MediaStore, Progress};
+use crate::store::Progress;
+use crate::stream_core::StreamCore;
 use crate::text::Rendered;
 
 struct State {
-    playlist: Playlist,
-    store: MediaStore,
-    ast_ms: Option<i64>,
+    core: StreamCore,
     /// Held requests, answered with the outcome and when it was decided.
     waiters: HashMap<WaiterId, oneshot::Sender<(Outcome, Instant)>>,
     /// The multivariant playlist and the MPD as last rendered, with the playlist version (and,
@@ -87,7 +86,7 @@ impl Drop for Waiting {
     fn drop(&mut self) {
         if self.rx.is_some() {
             let mut st = self.stream.lock();
-            st.playlist.cancel(self.id);
+            st.core.playlist.cancel(self.id);
             st.waiters.remove(&self.id);
         }
     }
@@ -99,9 +98,7 @@ impl OriginStream {
             path,
             prefix: prefix.clone(),
             state: Mutex::new(State {
-                playlist: Playlist::new(cfg.playlist, Names { prefix }),
-                store: MediaStore::new(cfg.extra_segments),
-                ast_ms: None,
+                core: StreamCore::new(cfg.playlist, Names { prefix }, cfg.extra_segments),
                 waiters: HashMap::new(),
                 multivariant: None,
                 mpd: None,
@@ -133,7 +130,11 @@ impl OriginStream {
     pub fn block_for(self: &Arc<Self>, req: BlockingRequest) -> Wait {
         let id = self.next_waiter.fetch_add(1, Ordering::Relaxed);
         let mut st = self.lock();
-        match st.playlist.handle_blocking_request(id, req, Instant::now()) {
+        match st
+            .core
+            .playlist
+            .handle_blocking_request(id, req, Instant::now())
+        {
             Decision::Ready => Wait::Now,
             Decision::Wait => self.hold(&mut st, id),
             Decision::BadRequest(r) => Wait::BadRequest(r),
@@ -145,10 +146,10 @@ impl OriginStream {
     pub fn block_for_start(self: &Arc<Self>) -> Wait {
         let first = {
             let st = self.lock();
-            if st.playlist.has_parts() || st.playlist.is_ended() {
+            if st.core.playlist.has_parts() || st.core.playlist.is_ended() {
                 return Wait::Now;
             }
-            st.playlist.first_msn()
+            st.core.playlist.first_msn()
         };
         self.block_for(BlockingRequest {
             msn: first,
@@ -159,30 +160,30 @@ impl OriginStream {
     /// How long a request may wait for something to appear (a blocking reload, the first
     /// bytes of the hinted part).
     pub fn hold_limit(&self) -> Duration {
-        self.lock().playlist.blocking_timeout()
+        self.lock().core.playlist.blocking_timeout()
     }
 
     /// The media playlist, rendered once per change and shared (with its gzip) by every
     /// response until the next.
     pub fn media_playlist(&self, skip: bool) -> Arc<Rendered> {
-        self.lock().playlist.render(skip)
+        self.lock().core.playlist.render(skip)
     }
 
     /// The multivariant playlist, once the stream has tracks; rendered once per playlist
     /// change (its bandwidth and frame rate follow the segments).
     pub fn multivariant(&self, media_uri: &str) -> Option<Arc<Rendered>> {
         let mut st = self.lock();
-        let version = st.playlist.version();
+        let version = st.core.playlist.version();
         if let Some((v, r)) = &st.multivariant
             && *v == version
         {
             return Some(r.clone());
         }
-        let tracks = st.store.current_tracks()?;
+        let tracks = st.core.store.current_tracks()?;
         let r = Rendered::new(crate::playlist::render_multivariant(
             tracks,
-            st.playlist.peak_bandwidth(),
-            st.playlist.frame_rate(),
+            st.core.playlist.peak_bandwidth(),
+            st.core.playlist.frame_rate(),
             media_uri,
         ));
         st.multivariant = Some((version, r.clone()));
@@ -195,8 +196,8 @@ impl OriginStream {
     /// for.
     pub fn mpd(&self, now: SystemTime, time_url: Option<String>) -> Option<Arc<Rendered>> {
         let mut st = self.lock();
-        st.playlist.segments().next()?;
-        let version = st.playlist.version();
+        st.core.playlist.segments().next()?;
+        let version = st.core.playlist.version();
         if let Some((v, url, r)) = &st.mpd
             && *v == version
             && *url == time_url
@@ -204,13 +205,13 @@ impl OriginStream {
             return Some(r.clone());
         }
         let clock = crate::dash::LiveClock {
-            ast_ms: st.ast_ms.unwrap_or(0),
+            ast_ms: st.core.ast_ms().unwrap_or(0),
             now_ms: epoch_ms(now),
             time_url: time_url.clone(),
         };
         let r = Rendered::new(crate::dash::render_mpd(
-            &st.playlist,
-            &st.store.all_tracks(),
+            &st.core.playlist,
+            &st.core.store.all_tracks(),
             &clock,
         ));
         st.mpd = Some((version, time_url, r.clone()));
@@ -221,7 +222,7 @@ impl OriginStream {
     pub async fn wait_playable(&self) -> bool {
         let mut rx = self.playable.subscribe();
         let _ = rx.wait_for(|p| *p).await;
-        self.lock().playlist.has_parts()
+        self.lock().core.playlist.has_parts()
     }
 
     /// Records a request from a viewer session (client address + user agent).
@@ -248,33 +249,26 @@ impl OriginStream {
 
     /// Blocking playlist reloads being held.
     pub fn held_requests(&self) -> usize {
-        self.lock().playlist.waiting()
+        self.lock().core.playlist.waiting()
     }
 
     pub fn is_ended(&self) -> bool {
-        self.lock().playlist.is_ended()
+        self.lock().core.playlist.is_ended()
     }
 
     /// The next part number (what the preload hint names).
     pub fn next_part_index(&self) -> u64 {
-        self.lock().playlist.next_part_index()
+        self.lock().core.playlist.next_part_index()
     }
 
     /// The bytes of a complete media file, if it is (still) here.
     pub fn media(&self, name: MediaName) -> Option<MediaBytes> {
-        self.lock().store.complete(name)
+        self.lock().core.store.complete(name)
     }
 
     /// A media file as far as it exists now, including a part or segment being made.
     pub fn progress(&self, name: MediaName) -> Progress {
-        let mut st = self.lock();
-        let making = Making {
-            part: st.playlist.next_part_index(),
-            segment: st.playlist.open_segment().map(|s| s.msn),
-            next_segment: st.playlist.next_msn(),
-            ended: st.playlist.is_ended(),
-        };
-        st.store.progress(name, making)
+        self.lock().core.progress(name)
     }
 
     /// Changes whenever media bytes are added or the stream ends.
@@ -283,57 +277,21 @@ impl OriginStream {
     }
 
     fn apply(&self, st: &mut State, ev: FragmentEvent, metrics: &OriginMetrics) {
-        match ev {
-            FragmentEvent::Init(init) => {
-                st.playlist.handle_init(init.id);
-                st.store.handle_init(init);
-            }
-            FragmentEvent::SegmentStart(s) => {
-                st.playlist
-                    .handle_segment_start(s.discontinuity, s.pdt_ms, s.start, s.timescale);
-                st.store.handle_segment_start(s.init_id);
-            }
-            FragmentEvent::PdtRevised(pdt_ms) => st.playlist.handle_pdt_revised(pdt_ms),
-            FragmentEvent::Chunk(c) => {
-                st.store.handle_chunk(c);
-                self.progress.send_modify(|n| *n += 1);
-            }
-            FragmentEvent::Part(p) => {
-                let len = p.len();
-                if let Some(idx) = st.playlist.handle_part(PartInfo {
-                    duration: p.duration,
-                    independent: p.independent,
-                    bytes: len,
-                    video_samples: u64::from(p.video_samples),
-                    audio: p.audio,
-                    audio_bytes: p.audio_bytes,
-                }) {
-                    st.store.handle_part(idx, p.chunks);
-                    metrics.parts_produced.inc();
-                    self.progress.send_modify(|n| *n += 1);
-                }
-            }
-            FragmentEvent::SegmentEnd => {
-                if let Some((msn, evicted)) = st.playlist.handle_segment_end() {
-                    // DASH's availabilityStartTime, from the first complete segment (its PDT
-                    // is final by then, and the MPD is served only from then on).
-                    if st.ast_ms.is_none()
-                        && let Some(s) = st.playlist.segments().last()
-                    {
-                        let start_ms = (s.start as f64 * 1000.0 / f64::from(s.timescale)) as i64;
-                        st.ast_ms = Some(s.pdt_ms - start_ms);
-                    }
-                    st.store.handle_segment_end(msn, evicted);
-                    metrics.segments_produced.inc();
-                    self.progress.send_modify(|n| *n += 1);
-                }
-            }
+        let applied = st.core.handle_event(ev);
+        if applied.part {
+            metrics.parts_produced.inc();
+        }
+        if applied.segment {
+            metrics.segments_produced.inc();
+        }
+        if applied.media {
+            self.progress.send_modify(|n| *n += 1);
         }
     }
 
     fn dispatch(st: &mut State) {
         let now = Instant::now();
-        while let Some((id, outcome)) = st.playlist.poll_ready() {
+        while let Some((id, outcome)) = st.core.playlist.poll_ready() {
             if let Some(tx) = st.waiters.remove(&id) {
                 let _ = tx.send((outcome, now));
             }
@@ -343,7 +301,7 @@ impl OriginStream {
     /// When the playlist next needs [`OriginStream::handle_timeout`] (a part or segment to
     /// close, a held request to give up on).
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.lock().playlist.poll_timeout()
+        self.lock().core.playlist.poll_timeout()
     }
 
     /// Takes what the fragmenter produced and answers the held requests it satisfies; true
@@ -354,7 +312,7 @@ impl OriginStream {
             self.apply(&mut st, ev, metrics);
         }
         Self::dispatch(&mut st);
-        let first = st.playlist.has_parts() && !*self.playable.borrow();
+        let first = st.core.playlist.has_parts() && !*self.playable.borrow();
         if first {
             self.playable.send_replace(true);
         }
@@ -363,7 +321,7 @@ impl OriginStream {
 
     pub(crate) fn handle_timeout(&self, now: Instant) {
         let mut st = self.lock();
-        st.playlist.handle_timeout(now);
+        st.core.playlist.handle_timeout(now);
         Self::dispatch(&mut st);
     }
 
@@ -374,7 +332,7 @@ impl OriginStream {
         while let Some(ev) = frag.poll_event() {
             self.apply(&mut st, ev, metrics);
         }
-        st.playlist.handle_end();
+        st.core.handle_end();
         Self::dispatch(&mut st);
         self.playable.send_replace(true);
         self.progress.send_modify(|n| *n += 1);
