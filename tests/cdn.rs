@@ -192,15 +192,43 @@ async fn ll_hls_through(kind: Kind) {
     .await;
     assert_eq!(s, 200);
     assert!(blocked.contains(&hint), "{blocked}");
-    // The preload-hinted part comes back complete.
-    let (s, h, body) = get(&format!(
-        "{base}/{}",
-        parse_live(&blocked).preload_hint.unwrap()
-    ))
-    .await;
+    // The preload-hinted part streams through the edge while it is being made (its first
+    // bytes before it is complete at the origin), and is the complete part, which the edge
+    // then serves from its cache.
+    let after = parse_live(&blocked);
+    let (_, hinted) = after.hinted_part().expect("hint");
+    let os = server
+        .origin
+        .get(&relay::path::StreamPath {
+            user_id: "cdn@example.com".into(),
+            stream_id: "s".into(),
+        })
+        .unwrap();
+    let done = tokio::spawn(async move {
+        let mut progress = os.watch_progress();
+        while os.next_part_index() <= hinted {
+            progress.changed().await.expect("stream lives");
+        }
+        Instant::now()
+    });
+    let url = format!("{base}/{}", after.preload_hint.unwrap());
+    let (s, h, frames) = get_frames(&url).await;
+    let done = done.await.unwrap();
     assert_eq!(s, 200);
-    assert_eq!(&body[4..8], b"moof");
     assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
+    assert!(
+        frames[0].0 < done,
+        "{kind:?}: the hinted part's first bytes came {:?} after it was complete",
+        frames[0].0 - done
+    );
+    let body: Vec<u8> = frames.iter().flat_map(|(_, b)| b.to_vec()).collect();
+    assert_eq!(&body[4..8], b"moof");
+    let (_, _, cached) = get(&url).await;
+    assert_eq!(
+        cached.to_vec(),
+        body,
+        "{kind:?}: the streamed part is the complete part"
+    );
 
     // Media: a miss, then a hit.
     let seg = text
