@@ -54,6 +54,11 @@ async fn the_api_matches_its_openapi_document() {
             "50",
             "--request-timeout",
             "10",
+            // The generator's own health check: our path patterns (userId, streamId) reject
+            // most random strings, and on an unlucky seed Hypothesis gives up on an operation
+            // ("Too many generated examples are filtered out", seen once in about ten CI
+            // runs). It says nothing about the API; every operation is still exercised.
+            "--suppress-health-check=filter_too_much",
         ])
         .env("NO_COLOR", "1")
         .output()
