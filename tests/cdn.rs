@@ -15,9 +15,11 @@ use common::*;
 use glasscast::server::Server;
 use tokio::process::{Child, Command};
 
-/// The crowd tests count what 100 viewers receive against a real-time encoder: they run alone
-/// (write), while the other tests of this file share the machine (read).
-static MACHINE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+/// Each test of this file runs alone: the crowd tests count what 100 viewers receive against a
+/// real-time encoder, and a web player that stalls or starts late on a starved 2-core machine
+/// (four Chromiums, four encoders and four edges at once) never catches up and raises its
+/// target latency, which then says nothing about the edge.
+static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -163,7 +165,7 @@ async fn viewer(base: String, until: Instant) -> u64 {
 }
 
 async fn ll_hls_through(kind: Kind) {
-    let _shared = MACHINE.read().await;
+    let _alone = ALONE.lock().await;
     let server = start(&[]).await;
     let cdn = Edge::start(kind, server.http_addr).await;
     let _ff = publish(
@@ -263,8 +265,26 @@ async fn ll_hls_through(kind: Kind) {
     let lat = player_latencies(&r);
     assert!(lat.len() > 5, "{r}");
     let p50 = lat[lat.len() / 2];
-    eprintln!("hls.js through {kind:?}: latency p50 {p50:.3} s");
-    assert!(p50 < 3.0, "{p50}");
+    let mut edge: Vec<f64> = r["samples"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s["edge"].as_f64()).collect())
+        .unwrap_or_default();
+    edge.sort_by(f64::total_cmp);
+    let seen = format!(
+        "hls.js through {kind:?}: latency p50 {p50:.3} s, behind its live edge p50 {:.3} s, \
+         stalls {} at {} ms, target at the end {} s, first playlist {}, first frame {}",
+        edge.get(edge.len() / 2).copied().unwrap_or(f64::NAN),
+        r["stalls"],
+        r["stallTimes"],
+        r["samples"]
+            .as_array()
+            .and_then(|s| s.last())
+            .map_or(serde_json::Value::Null, |s| s["target"].clone()),
+        r["firstPlaylist"],
+        r["firstPlaying"],
+    );
+    eprintln!("{seen}");
+    assert!(p50 < 3.0, "{seen}");
     server.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -274,7 +294,7 @@ async fn ll_hls_through(kind: Kind) {
 /// first on nginx (whose cache lock holds the others until it is complete); the bytes are the
 /// complete segment's; and dash.js plays through the edge.
 async fn ll_dash_through(kind: Kind) {
-    let _shared = MACHINE.read().await;
+    let _alone = ALONE.lock().await;
     let server = start(&[]).await;
     let cdn = Edge::start(kind, server.http_addr).await;
     let _ff = publish(&Source::normal(40.0), &rtmp_url(&server, "live/dash/s"));
@@ -375,7 +395,7 @@ async fn ll_dash_through_varnish() {
 }
 
 async fn crowd_through(kind: Kind) -> (f64, f64, u64) {
-    let _alone = MACHINE.write().await;
+    let _alone = ALONE.lock().await;
     let server = start(&[]).await;
     let cdn = Arc::new(Edge::start(kind, server.http_addr).await);
     let _ff = publish(&Source::normal(40.0), &rtmp_url(&server, "live/crowd/s"));

@@ -104,7 +104,9 @@ try {
       hls.loadSource(url);
       hls.attachMedia(video);
       latency = () => (hls.playingDate ? (Date.now() - hls.playingDate.getTime()) / 1000 : null);
-      extraSample = () => ({ target: hls.targetLatency, rate: video.playbackRate });
+      // `edge`: hls.js's own distance behind the live edge of the playlists it has (what the
+      // player controls, independent of how far the encoder runs behind the wall clock).
+      extraSample = () => ({ target: hls.targetLatency, rate: video.playbackRate, edge: hls.latency });
       stop = () => hls.destroy();
       out.lowLatencyMode = hls.lowLatencyMode;
     } else if (kind === 'shaka') {
