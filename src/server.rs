@@ -115,6 +115,7 @@ impl Server {
                     segment_target: cfg.segment_target,
                     window_segments: cfg.window_segments,
                     part_hold_back: cfg.part_hold_back,
+                    fresh_playlist: cfg.fresh_playlist,
                 },
                 ended_retention: cfg.ended_retention,
                 ..Default::default()

@@ -99,6 +99,53 @@ async fn pdt_tracks_wall_clock_and_blocking_reload_is_prompt() {
     server.shutdown(Duration::from_secs(5)).await;
 }
 
+/// A plain playlist request (what a joining player sends first) is answered once the part
+/// being made when it arrived is complete, so the player starts from a part that has just
+/// closed; with no part being made (the publisher gone, within the grace period) it is
+/// answered after at most one and a half part targets, never refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_playlist_request_gets_the_part_being_made() {
+    let server = start(&[("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "20000")]).await;
+    let mut ff = publish(&Source::normal(12.0), &rtmp_url(&server, "live/fresh/s"));
+    let base = http_url(&server, "live/fresh/s");
+    wait_segments(&base, 1).await;
+    let os = server.origin.get(&sp("fresh", "s")).expect("stream");
+    for _ in 0..3 {
+        // Ask in the middle of a segment: at a segment's end the next one opens with its
+        // first frame's successor, and a request in that instant (a playlist not one frame
+        // old) is answered at once.
+        let (_, text) = get_text(&format!("{base}/media.m3u8")).await;
+        let next = parse_live(&text).open_msn() + 1;
+        let (status, _) = get_text(&format!("{base}/media.m3u8?_HLS_msn={next}&_HLS_part=2")).await;
+        assert_eq!(status, 200);
+        let making = os.next_part_index();
+        let (status, text) = get_text(&format!("{base}/media.m3u8")).await;
+        assert_eq!(status, 200);
+        let (_, hinted) = parse_live(&text).hinted_part().expect("a hint");
+        assert!(
+            hinted > making,
+            "part {making} was being made when asked, yet the answer hints part {hinted}:\n{text}"
+        );
+    }
+    assert!(ff.wait().await.unwrap().success());
+    // Within the grace period: nothing is being made, the playlist is answered at once.
+    let asked = Instant::now();
+    let (status, text) = get_text(&format!("{base}/media.m3u8")).await;
+    assert_eq!(status, 200);
+    assert!(!parse_live(&text).ended, "{text}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "held {:?} with nothing being made",
+        asked.elapsed()
+    );
+    let (_, metrics) = get_text(&admin_url(&server, "metrics")).await;
+    assert!(
+        metrics.contains(r#"hls_playlist_requests_total{result="fresh_ok"} "#),
+        "{metrics}"
+    );
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directive_errors_hinted_part_and_headers() {
     let server = start(&[]).await;

@@ -439,6 +439,19 @@ async fn media_playlist(
             }
         }
     }
+    // A plain request (a player joining, or one that never blocks) is answered once the
+    // part being made completes, at most `fresh_hold` later: players compute where to start
+    // from the newest part and never catch up the age it already had (hls.js sat 50-200 ms
+    // further behind, BENCHMARKS.md), and a reader that polls gets a fresher playlist too.
+    if d.msn.is_none()
+        && let Some(limit) = os.fresh_hold()
+        && let Wait::Later(w) = os.block_for_next_part()
+    {
+        result = match tokio::time::timeout(limit, w.outcome_at()).await {
+            Ok(_) => "fresh_ok",
+            Err(_) => "fresh_late",
+        };
+    }
     if os.is_ended() {
         cache = CACHE_NONE;
     }

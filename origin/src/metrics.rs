@@ -69,7 +69,7 @@ impl OriginMetrics {
         );
         reg.register(
             "hls_playlist_requests",
-            "LL-HLS media playlist requests by result (ok, blocked_ok, bad_request, timeout, not_found)",
+            "LL-HLS media playlist requests by result (ok, fresh_ok, fresh_late, blocked_ok, bad_request, timeout, not_found)",
             self.playlist_requests.clone(),
         );
         reg.register(

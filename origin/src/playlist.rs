@@ -25,6 +25,9 @@ pub struct PlaylistConfig {
     /// `PART-HOLD-BACK`: how far behind the newest part a player should play. `None`: three
     /// part targets (the specification's SHOULD; its MUST is two).
     pub part_hold_back: Option<Duration>,
+    /// Answer a media playlist request without `_HLS_msn` when the part being made completes
+    /// (at most one and a half part targets later) rather than at once.
+    pub fresh_playlist: bool,
 }
 
 impl PlaylistConfig {
@@ -41,6 +44,7 @@ impl Default for PlaylistConfig {
             segment_target: Duration::from_secs(2),
             window_segments: 12,
             part_hold_back: None,
+            fresh_playlist: true,
         }
     }
 }
@@ -450,6 +454,26 @@ impl Playlist {
             .chain(self.segments.back())
             .find(|s| !s.parts.is_empty())
             .map(|s| (s.msn, s.parts.len() as u64 - 1))
+    }
+
+    /// How long a plain playlist request may wait for the part being made: `None` when
+    /// `fresh_playlist` is off or no part is being made (before the first, between a
+    /// publisher leaving and the next one, ended).
+    pub fn fresh_hold(&self) -> Option<Duration> {
+        (self.cfg.fresh_playlist && self.open.is_some() && self.next_position().is_some())
+            .then(|| self.cfg.part_target * 3 / 2)
+    }
+
+    /// The position of the part after the newest one listed (what the preload hint names),
+    /// or `None` before the first part and once the stream has ended.
+    pub fn next_position(&self) -> Option<BlockingRequest> {
+        if self.ended {
+            return None;
+        }
+        self.last_part().map(|(msn, p)| BlockingRequest {
+            msn,
+            part: Some(p + 1),
+        })
     }
 
     /// A playlist request with `_HLS_msn` (and maybe `_HLS_part`).

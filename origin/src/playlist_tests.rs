@@ -423,6 +423,53 @@ fn segment_end_does_not_release_a_part_waiter() {
 }
 
 #[test]
+fn a_plain_request_waits_for_the_part_being_made_only_while_one_is() {
+    let mut p = pl();
+    p.handle_init(1);
+    assert_eq!(p.fresh_hold(), None, "nothing listed yet");
+    segment(&mut p, 3, false);
+    assert_eq!(p.fresh_hold(), Some(Duration::from_millis(300)));
+    assert_eq!(
+        p.next_position(),
+        Some(BlockingRequest {
+            msn: 0,
+            part: Some(3)
+        })
+    );
+    // That position is what a blocking request for the hinted part waits on.
+    assert_eq!(
+        p.handle_blocking_request(7, p.next_position().unwrap(), Instant::now()),
+        Decision::Wait
+    );
+    p.handle_part(PartInfo {
+        duration: 18_000,
+        independent: false,
+        bytes: 1000,
+        video_samples: 6,
+        audio: None,
+        audio_bytes: 0,
+    });
+    assert_eq!(p.poll_ready(), Some((7, Outcome::Ready)));
+    // The publisher left (segment closed, stream not ended): nothing is being made.
+    p.handle_segment_end();
+    assert_eq!(p.fresh_hold(), None);
+    segment(&mut p, 1, false);
+    assert!(p.fresh_hold().is_some());
+    p.handle_end();
+    assert_eq!(p.fresh_hold(), None, "ended");
+    let mut off = Playlist::new(
+        PlaylistConfig {
+            fresh_playlist: false,
+            ..PlaylistConfig::default()
+        },
+        names(),
+    );
+    off.handle_init(1);
+    segment(&mut off, 3, false);
+    assert_eq!(off.fresh_hold(), None, "switched off");
+}
+
+#[test]
 fn part_hold_back_is_three_parts_unless_configured() {
     let mut p = pl();
     segment(&mut p, 3, false);

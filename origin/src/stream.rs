@@ -142,6 +142,16 @@ impl OriginStream {
         }
     }
 
+    /// Waits for the part being made to complete, so a plain playlist request gets a fresh
+    /// playlist; `Wait::Now` when nothing is being made.
+    pub fn block_for_next_part(self: &Arc<Self>) -> Wait {
+        let next = self.lock().core.playlist.next_position();
+        match next {
+            Some(req) => self.block_for(req),
+            None => Wait::Now,
+        }
+    }
+
     /// Waits for the stream's first part (the multivariant playlist needs codecs).
     pub fn block_for_start(self: &Arc<Self>) -> Wait {
         let first = {
@@ -155,6 +165,11 @@ impl OriginStream {
             msn: first,
             part: Some(0),
         })
+    }
+
+    /// How long a plain media playlist request may be held for the part being made, if at all.
+    pub fn fresh_hold(&self) -> Option<Duration> {
+        self.lock().core.playlist.fresh_hold()
     }
 
     /// How long a request may wait for something to appear (a blocking reload, the first

@@ -147,6 +147,7 @@ pub struct Hls {
     pub window_segments: u64,
     pub ended_retention_s: u64,
     pub part_hold_back_ms: u64,
+    pub fresh_playlist: bool,
 }
 
 impl Default for Hls {
@@ -157,6 +158,7 @@ impl Default for Hls {
             window_segments: 12,
             ended_retention_s: 120,
             part_hold_back_ms: 0,
+            fresh_playlist: true,
         }
     }
 }
@@ -429,6 +431,11 @@ pub const DOCS: &[(&str, &str, &str)] = &[
         "hls",
         "part_hold_back_ms",
         "PART-HOLD-BACK; 0 = three part targets (at least two)",
+    ),
+    (
+        "hls",
+        "fresh_playlist",
+        "answer a playlist request without _HLS_msn when the part being made completes",
     ),
     (
         "hls",

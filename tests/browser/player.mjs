@@ -40,7 +40,32 @@ try {
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   // PLAYER_CONSOLE=1 passes the page's console to stderr (player debugging).
   if (process.env.PLAYER_CONSOLE) page.on('console', (m) => console.error(`[${m.type()}] ${m.text()}`));
+  // PLAYER_MEDIA_LOG=1 passes Chromium's own media log (what chrome://media-internals shows:
+  // MSE parser and buffer warnings, dropped frames) to stderr, through the DevTools protocol.
+  if (process.env.PLAYER_MEDIA_LOG) {
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Media.enable');
+    cdp.on('Media.playerMessagesLogged', (e) => e.messages.forEach((m) => console.error(`[media ${m.level}] ${m.message}`)));
+    cdp.on('Media.playerErrorsRaised', (e) => e.errors.forEach((m) => console.error(`[media error] ${JSON.stringify(m)}`)));
+  }
   await page.setContent('<html><body><video id="v" muted playsinline></video></body></html>');
+  // PLAYER_MSE_LOG=1 logs (to the page console, so with PLAYER_CONSOLE=1) every SourceBuffer
+  // abort() and timestampOffset the player sets: an abort() makes MSE drop media until the
+  // next keyframe, which is how Shaka loses non-independent parts (BENCHMARKS.md).
+  if (process.env.PLAYER_MSE_LOG) {
+    await page.addScriptTag({
+      content: `(() => {
+        const P = SourceBuffer.prototype;
+        const abort = P.abort;
+        P.abort = function () { console.log('MSE abort'); return abort.call(this); };
+        const tso = Object.getOwnPropertyDescriptor(P, 'timestampOffset');
+        Object.defineProperty(P, 'timestampOffset', {
+          get() { return tso.get.call(this); },
+          set(v) { console.log('MSE timestampOffset ' + v); tso.set.call(this, v); },
+        });
+      })();`,
+    });
+  }
   // By file path: some packages' `exports` hide their browser bundles from require.resolve.
   await page.addScriptTag({ path: fileURLToPath(new URL(`./node_modules/${scripts[kind]}`, import.meta.url)) });
   const result = await page.evaluate(async ({ kind, url, seconds, extra }) => {
