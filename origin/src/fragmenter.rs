@@ -29,10 +29,11 @@ use bytes::Bytes;
 use relay::media::{AacConfig, AudioFrame, AvcConfig, MediaMessage, VideoFrame};
 
 use crate::cmaf::{Sample, TrackRun, TrackSet, VIDEO_TIMESCALE, write_fragment, write_init};
+use crate::timeline::{Mapped, Timeline};
+
+pub use crate::fragment::{FragmentEvent, FragmenterStats, InitSegment, Part, SegmentStart};
 
 const AAC_FRAME: u64 = 1024;
-/// How far audio timestamps may step back without being a discontinuity.
-const AUDIO_BACKWARD_TOLERANCE_MS: i64 = 500;
 /// Used for the last video frame of a segment closed without a successor (end of stream).
 const DEFAULT_VIDEO_FRAME: u32 = VIDEO_TIMESCALE / 30;
 /// Audio-only streams: a chunk closes once it holds this much audio. One chunk per AAC frame
@@ -56,106 +57,6 @@ impl Default for FragmenterConfig {
             max_gap: Duration::from_secs(5),
         }
     }
-}
-
-/// An init segment and the tracks it describes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InitSegment {
-    /// Increases by one every time the codec configuration changes.
-    pub id: u32,
-    pub data: Bytes,
-    pub tracks: TrackSet,
-}
-
-/// What the fragmenter produces, in order.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FragmentEvent {
-    /// A new init segment; the following segments refer to it.
-    Init(Arc<InitSegment>),
-    /// A segment begins; its parts follow.
-    SegmentStart(SegmentStart),
-    /// The open segment's PROGRAM-DATE-TIME (ms since the Unix epoch) is revised earlier
-    /// (only in the first segment after a start: see `refine_anchor`).
-    PdtRevised(i64),
-    /// The next CMAF chunk (`moof` + `mdat`) of the part being made. The part that follows
-    /// is exactly its chunks, concatenated.
-    Chunk(Bytes),
-    /// A complete part of the current segment.
-    Part(Part),
-    /// The current segment is complete.
-    SegmentEnd,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SegmentStart {
-    pub discontinuity: bool,
-    pub init_id: u32,
-    /// Wall-clock time of the first sample, in milliseconds since the Unix epoch.
-    pub pdt_ms: i64,
-    /// Start on the master track's timeline, in `timescale` units.
-    pub start: u64,
-    pub timescale: u32,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Part {
-    /// Its chunks (`moof` + `mdat` each), in order: the part's bytes are their concatenation
-    /// (kept apart, so the part shares the buffers the chunks were served from).
-    pub chunks: Vec<Bytes>,
-    /// Duration in master-track timescale units.
-    pub duration: u64,
-    pub timescale: u32,
-    /// The part starts with a sync sample, so a player can start decoding here.
-    pub independent: bool,
-    pub video_samples: u32,
-    pub audio_samples: u32,
-    /// First audio decode time and total audio duration in this part (audio timescale),
-    /// when it has audio: DASH describes the audio track on its own timeline.
-    pub audio: Option<(u64, u64)>,
-    /// Bytes of audio samples in this part.
-    pub audio_bytes: u64,
-}
-
-impl Part {
-    /// Its size in bytes.
-    pub fn len(&self) -> u64 {
-        self.chunks.iter().map(|c| c.len() as u64).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.chunks.is_empty()
-    }
-
-    pub fn duration_secs(&self) -> f64 {
-        self.duration as f64 / f64::from(self.timescale)
-    }
-}
-
-/// Counters for what the fragmenter had to drop or repair.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FragmenterStats {
-    pub video_frames: u64,
-    pub audio_frames: u64,
-    /// Frames dropped while waiting for an IDR (start, after a discontinuity) or for a config.
-    pub dropped_waiting: u64,
-    /// Audio frames dropped because the sample counter ran ahead of their timestamps.
-    pub dropped_audio_overlap: u64,
-    pub discontinuities: u64,
-    pub audio_resyncs: u64,
-}
-
-#[derive(Debug, Default)]
-struct Timeline {
-    /// Last raw 32-bit timestamp seen on any track, and its unwrapped value.
-    last_raw: Option<(u32, i64)>,
-    /// Added to unwrapped input milliseconds to get output milliseconds.
-    offset_ms: i64,
-    last_video_ms: Option<i64>,
-    last_audio_ms: Option<i64>,
-    /// (output ms, wall ms) pair that maps media time to PROGRAM-DATE-TIME.
-    anchor: Option<(i64, i64)>,
-    /// The anchor may still move earlier: until the first segment after a (re)start ends.
-    settling: bool,
 }
 
 /// What the chunks already emitted for the part being made add up to.
@@ -275,8 +176,7 @@ impl Fragmenter {
             MediaMessage::Audio(f) => self.handle_audio(f, wall_ms)?,
             MediaMessage::PublisherLeft | MediaMessage::PublisherResumed => {
                 self.break_stream()?;
-                // The next publisher's clock has nothing to do with this one's.
-                self.timeline.last_raw = None;
+                self.timeline.forget_publisher();
             }
         }
         Ok(())
@@ -321,9 +221,7 @@ impl Fragmenter {
             self.discontinuity_next = true;
             self.stats.discontinuities += 1;
         }
-        self.timeline.last_video_ms = None;
-        self.timeline.last_audio_ms = None;
-        self.timeline.anchor = None;
+        self.timeline.forget_tracks();
         Ok(())
     }
 
@@ -349,48 +247,17 @@ impl Fragmenter {
         Ok(())
     }
 
-    /// Maps a raw timestamp to output milliseconds, detecting jumps on the given track.
+    /// Maps a raw timestamp to output milliseconds; a jump on the given track ends the
+    /// current segment first, and the timeline resumes where the emitted media ends.
     fn map_time(&mut self, raw: u32, video: bool) -> Result<i64, crate::cmaf::CmafError> {
-        let unwrapped = match self.timeline.last_raw {
-            None => {
-                self.timeline.offset_ms = self.end_ms - i64::from(raw);
-                i64::from(raw)
-            }
-            Some((last_raw, last)) => last + i64::from(raw.wrapping_sub(last_raw) as i32),
-        };
-        self.timeline.last_raw = Some((raw, unwrapped));
-        let mut out = unwrapped + self.timeline.offset_ms;
-        let last = if video {
-            self.timeline.last_video_ms
-        } else {
-            self.timeline.last_audio_ms
-        };
-        if let Some(last) = last {
-            let gap = self.cfg.max_gap.as_millis() as i64;
-            // Audio timestamps that step back a little (encoder jitter, interleaving) are
-            // absorbed by the sample counter, which drops overlapping frames; only a real jump
-            // back is a discontinuity. Video decode times must not go back at all.
-            let backward_ok = if video {
-                0
-            } else {
-                AUDIO_BACKWARD_TOLERANCE_MS
-            };
-            if out < last - backward_ok || out > last + gap {
+        let max_gap = self.cfg.max_gap.as_millis() as i64;
+        match self.timeline.map(raw, video, self.end_ms, max_gap) {
+            Mapped::At(ms) => Ok(ms),
+            Mapped::Jump(jump) => {
                 self.break_stream()?;
-                self.timeline.offset_ms = self.end_ms - unwrapped;
-                out = self.end_ms;
-            } else if video && out == last {
-                // Two pictures with one decode time: keep DTS strictly increasing.
-                out = last + 1;
-                self.timeline.offset_ms += 1;
+                Ok(self.timeline.rebase(jump, self.end_ms))
             }
         }
-        if video {
-            self.timeline.last_video_ms = Some(out);
-        } else {
-            self.timeline.last_audio_ms = Some(last.map_or(out, |l| l.max(out)));
-        }
-        Ok(out)
     }
 
     /// Starts (or restarts) the stream with the current configs; emits an init if they changed.
@@ -411,29 +278,17 @@ impl Fragmenter {
             self.last_tracks = Some(tracks.clone());
         }
         self.active = Some(tracks);
-        self.timeline.anchor = Some((out_ms, wall_ms));
-        self.timeline.settling = true;
+        self.timeline.start(out_ms, wall_ms);
         Ok(())
     }
 
-    /// PROGRAM-DATE-TIME should be when a frame left the encoder, and arrival is our best
-    /// sight of that. An encoder's first frames arrive late (its clock started before the
-    /// RTMP handshake, so it bursts to catch up), so the first frame alone would stamp the
-    /// whole stream late and every latency measured against it short. While the first
-    /// segment is open, a master frame that arrives earlier than the mapping predicts moves
-    /// the mapping earlier and revises that segment's PDT.
+    /// Moves the PDT mapping earlier if this frame arrived earlier than it predicts (see
+    /// [`Timeline::refine`]), revising the open segment's PDT.
     fn refine_anchor(&mut self, out_ms: i64, wall_ms: i64) {
-        let Some((out, wall)) = self.timeline.anchor else {
-            return;
-        };
-        if !self.timeline.settling || wall_ms - out_ms >= wall - out {
-            return;
-        }
-        self.timeline.anchor = Some((out_ms, wall_ms));
-        if self.segment_open {
+        if self.timeline.refine(out_ms, wall_ms) && self.segment_open {
             let start_ms = self.ms_of(self.segment_start);
             self.events
-                .push_back(FragmentEvent::PdtRevised(wall_ms + (start_ms - out_ms)));
+                .push_back(FragmentEvent::PdtRevised(self.timeline.wall_ms(start_ms)));
         }
     }
 
@@ -621,11 +476,7 @@ impl Fragmenter {
         self.segment_open = true;
         self.segment_start = start;
         self.part_start = start;
-        let start_ms = self.ms_of(start);
-        let pdt_ms = match self.timeline.anchor {
-            Some((out, wall)) => wall + (start_ms - out),
-            None => 0,
-        };
+        let pdt_ms = self.timeline.wall_ms(self.ms_of(start));
         self.events
             .push_back(FragmentEvent::SegmentStart(SegmentStart {
                 discontinuity: std::mem::take(&mut self.discontinuity_next),
@@ -639,7 +490,7 @@ impl Fragmenter {
     fn end_segment(&mut self) {
         if self.segment_open {
             self.segment_open = false;
-            self.timeline.settling = false;
+            self.timeline.settle();
             self.events.push_back(FragmentEvent::SegmentEnd);
         }
     }

@@ -3,6 +3,7 @@
 pub mod body;
 pub mod cmaf;
 pub mod dash;
+pub mod fragment;
 pub mod fragmenter;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -17,3 +18,4 @@ pub mod store;
 pub mod stream;
 pub mod stream_core;
 pub mod text;
+mod timeline;
