@@ -116,6 +116,7 @@ impl Server {
                     window_segments: cfg.window_segments,
                     part_hold_back: cfg.part_hold_back,
                     fresh_playlist: cfg.fresh_playlist,
+                    byterange_parts: cfg.byterange_parts,
                 },
                 ended_retention: cfg.ended_retention,
                 ..Default::default()

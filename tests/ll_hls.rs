@@ -573,3 +573,109 @@ async fn media_is_served_while_it_is_being_made() {
     }
     server.shutdown(Duration::from_secs(5)).await;
 }
+
+/// Byte-range-addressed parts (`hls.byterange_parts`): each part is a range of its segment and
+/// the preload hint an open-ended range of the segment being made. Asked for as Shaka does
+/// (`bytes=N-9007199254740991`, RFC 8673), that range answers 206 at once, streams before the
+/// hinted part is complete and ends with the segment; `bytes=N-` gets what exists now; every
+/// range is the same bytes as the complete segment's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn byterange_parts_stream_from_the_segment_being_made() {
+    let server = start(&[("GLASSCAST_HLS_BYTERANGE_PARTS", "true")]).await;
+    let _ff = publish(&Source::normal(20.0), &rtmp_url(&server, "live/ranges/s"));
+    let base = http_url(&server, "live/ranges/s");
+    wait_segments(&base, 1).await;
+    let os = server.origin.get(&sp("ranges", "s")).expect("stream");
+    // Mid-segment, so the hint starts past the segment's first byte.
+    let (_, text) = get_text(&format!("{base}/media.m3u8")).await;
+    let msn = parse_live(&text).open_msn() + 1;
+    let (_, text) = get_text(&format!("{base}/media.m3u8?_HLS_msn={msn}&_HLS_part=2")).await;
+    let hint = text
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:"))
+        .expect("a hint");
+    let uri = attr(hint, "URI")
+        .expect("URI")
+        .trim_matches('"')
+        .to_string();
+    let start: u64 = attr(hint, "BYTERANGE-START")
+        .expect("BYTERANGE-START")
+        .parse()
+        .unwrap();
+    assert!(
+        text.contains(&format!(r#"URI="{uri}",BYTERANGE=""#)),
+        "parts are ranges of the segment:\n{text}"
+    );
+    let making = os.next_part_index();
+    let done = {
+        let os = os.clone();
+        tokio::spawn(async move {
+            let mut progress = os.watch_progress();
+            loop {
+                if os.next_part_index() > making {
+                    return Instant::now();
+                }
+                progress.changed().await.expect("stream lives");
+            }
+        })
+    };
+    let far = 9_007_199_254_740_991u64;
+    let range = format!("bytes={start}-{far}");
+    let (status, headers, frames) =
+        get_frames_with(&format!("{base}/{uri}"), &[("range", &range)]).await;
+    let part_done = done.await.unwrap();
+    assert_eq!(status, 206);
+    assert_eq!(headers["content-range"], format!("bytes {start}-{far}/*"));
+    assert!(frames.len() >= 2, "came in {} frame(s)", frames.len());
+    assert!(
+        frames[0].0 < part_done,
+        "the first bytes came {:?} after the hinted part was complete",
+        frames[0].0 - part_done
+    );
+    let streamed: Vec<u8> = frames.iter().flat_map(|(_, b)| b.to_vec()).collect();
+    let (s, _, complete) = get(&format!("{base}/{uri}")).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        streamed,
+        complete[start as usize..].to_vec(),
+        "bytes differ"
+    );
+    // Every part listed for that segment is its range of the complete segment.
+    let (_, text) = get_text(&format!("{base}/media.m3u8")).await;
+    let mut parts = 0;
+    for line in text
+        .lines()
+        .filter(|l| l.contains(&format!(r#"URI="{uri}""#)))
+    {
+        let range = attr(line, "BYTERANGE")
+            .expect("BYTERANGE")
+            .trim_matches('"');
+        let (len, off) = range.split_once('@').expect("len@offset");
+        let (len, off): (usize, usize) = (len.parse().unwrap(), off.parse().unwrap());
+        let asked = format!("bytes={off}-{}", off + len - 1);
+        let (s, _, part) = get_with(&format!("{base}/{uri}"), &[("range", &asked)]).await;
+        assert_eq!(s, 206);
+        assert_eq!(part, complete[off..off + len], "part at {off}");
+        parts += 1;
+    }
+    assert!(parts >= 3, "{parts} parts listed:\n{text}");
+    // `bytes=N-` of the segment being made: what exists now, length unknown.
+    let (_, text) = get_text(&format!(
+        "{base}/media.m3u8?_HLS_msn={}&_HLS_part=1",
+        msn + 1
+    ))
+    .await;
+    let hint = text
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:"))
+        .expect("a hint");
+    let uri = attr(hint, "URI").expect("URI").trim_matches('"');
+    let (s, h, now) = get_with(&format!("{base}/{uri}"), &[("range", "bytes=0-")]).await;
+    assert_eq!(s, 206);
+    assert_eq!(
+        h["content-range"],
+        format!("bytes 0-{}/*", now.len() - 1),
+        "{h:?}"
+    );
+    server.shutdown(Duration::from_secs(5)).await;
+}

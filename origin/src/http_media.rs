@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use super::{Body, CACHE_ERROR, CACHE_IMMUTABLE, HttpState, not_found, simple};
 use crate::naming::MediaName;
-use crate::request::{RangeReq, parse_range, slice_chunks};
+use crate::request::{RangeReq, parse_live_range, parse_range, slice_chunks};
 use crate::store::Progress;
 use crate::stream::{MediaBytes, OriginStream};
 
@@ -56,6 +56,10 @@ async fn in_progress(
     req: &Request<Incoming>,
 ) -> Response<Body> {
     let m = &state.origin.metrics;
+    // A byte range of the segment being made (byte-range-addressed parts): its first byte may
+    // not exist yet, and its end may lie beyond what will exist (RFC 8673).
+    let range = parse_live_range(req.headers().get(header::RANGE));
+    let start = range.map_or(0, |r| r.0);
     let mut rx = os.watch_progress();
     let deadline = tokio::time::Instant::now() + os.hold_limit();
     let first = loop {
@@ -65,7 +69,7 @@ async fn in_progress(
                 m.request("media", "ok");
                 return complete_media(state, MediaBytes { chunks, kind: name }, req);
             }
-            Progress::Partial(pieces) if !pieces.is_empty() => break pieces,
+            Progress::Partial(pieces) if total(&pieces) > start => break pieces,
             Progress::Partial(_) => {}
             Progress::Absent => {
                 m.request("media", "not_found");
@@ -89,19 +93,45 @@ async fn in_progress(
         }
     };
     m.request("media", "streamed");
+    let range_header = match range {
+        // `bytes=N-`: what exists now, and the length is not known (RFC 8673 2.1).
+        Some((_, None)) => {
+            let now = total(&first);
+            let body = crate::store::after(&first, start);
+            let mut r = Response::new(Body::from_chunks(body));
+            *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+            let h = r.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static(CACHE_ERROR));
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/*", now - 1)) {
+                h.insert(header::CONTENT_RANGE, v);
+            }
+            return r;
+        }
+        Some((_, Some(end))) => HeaderValue::from_str(&format!("bytes {start}-{end}/*")).ok(),
+        None => None,
+    };
+    // One past the last byte asked for.
+    let stop = range
+        .and_then(|r| r.1)
+        .map_or(u64::MAX, |e| e.saturating_add(1));
     let (tx, body_rx) = tokio::sync::mpsc::channel(STREAM_QUEUE);
     let stream = os.clone();
     let metrics = state.origin.metrics.clone();
     tokio::spawn(
         async move {
-            let mut sent = 0u64;
+            let mut sent = start;
             let mut pieces = first;
             loop {
                 for piece in crate::store::after(&pieces, sent) {
+                    let piece = piece.slice(..piece.len().min((stop - sent) as usize));
                     sent += piece.len() as u64;
                     metrics.media_bytes_out.inc_by(piece.len() as u64);
                     if tx.send(Ok(piece)).await.is_err() {
                         return; // the client went away
+                    }
+                    if sent >= stop {
+                        return; // the range asked for is complete
                     }
                 }
                 let next = match rx.changed().await {
@@ -114,6 +144,11 @@ async fn in_progress(
                 pieces = match next {
                     Progress::Complete(p) => {
                         for piece in crate::store::after(&p, sent) {
+                            let piece = piece.slice(..piece.len().min((stop - sent) as usize));
+                            sent += piece.len() as u64;
+                            if piece.is_empty() {
+                                return;
+                            }
                             metrics.media_bytes_out.inc_by(piece.len() as u64);
                             if tx.send(Ok(piece)).await.is_err() {
                                 return;
@@ -134,6 +169,10 @@ async fn in_progress(
         .in_current_span(),
     );
     let mut r = Response::new(Body::streaming(body_rx));
+    if let Some(v) = range_header {
+        *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+        r.headers_mut().insert(header::CONTENT_RANGE, v);
+    }
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
     // The bytes are final (the complete file is the same), so caches keep them like any
@@ -175,4 +214,8 @@ fn media_response(media: MediaBytes, range: Option<&HeaderValue>) -> Response<Bo
         }
     }
     r
+}
+
+fn total(pieces: &[bytes::Bytes]) -> u64 {
+    pieces.iter().map(|p| p.len() as u64).sum()
 }

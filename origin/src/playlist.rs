@@ -28,6 +28,9 @@ pub struct PlaylistConfig {
     /// Answer a media playlist request without `_HLS_msn` when the part being made completes
     /// (at most one and a half part targets later) rather than at once.
     pub fresh_playlist: bool,
+    /// List parts as byte ranges of their segment (`BYTERANGE`, and a `BYTERANGE-START`
+    /// preload hint) instead of as files of their own.
+    pub byterange_parts: bool,
 }
 
 impl PlaylistConfig {
@@ -45,6 +48,7 @@ impl Default for PlaylistConfig {
             window_segments: 12,
             part_hold_back: None,
             fresh_playlist: true,
+            byterange_parts: false,
         }
     }
 }

@@ -89,12 +89,19 @@ impl Playlist {
             let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", format_pdt(s.pdt_ms));
             let is_open = self.open.as_ref().is_some_and(|o| o.msn == s.msn);
             if i >= parts_from_index && seg_start >= parts_from - 1e-9 && !self.ended {
+                let mut offset = 0;
                 for p in &s.parts {
+                    let (uri, range) = if self.cfg.byterange_parts {
+                        let range = format!(",BYTERANGE=\"{}@{offset}\"", p.bytes);
+                        offset += p.bytes;
+                        (self.names.segment(s.msn), range)
+                    } else {
+                        (self.names.part(p.index), String::new())
+                    };
                     let _ = writeln!(
                         out,
-                        "#EXT-X-PART:DURATION={:.5},URI=\"{}\"{}",
+                        "#EXT-X-PART:DURATION={:.5},URI=\"{uri}\"{range}{}",
                         p.duration,
-                        self.names.part(p.index),
                         if p.independent {
                             ",INDEPENDENT=YES"
                         } else {
@@ -110,6 +117,21 @@ impl Playlist {
         }
         if self.ended {
             let _ = writeln!(out, "#EXT-X-ENDLIST");
+        } else if self.cfg.byterange_parts {
+            // The next part begins where the open segment's bytes end (a new segment: at 0).
+            let (msn, start) = self.open.as_ref().map_or((self.next_msn, 0), |o| {
+                (o.msn, o.parts.iter().map(|p| p.bytes).sum::<u64>())
+            });
+            let start = if start > 0 {
+                format!(",BYTERANGE-START={start}")
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"{start}",
+                self.names.segment(msn)
+            );
         } else {
             let _ = writeln!(
                 out,

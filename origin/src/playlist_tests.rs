@@ -81,6 +81,52 @@ fn golden_live_playlist() {
 }
 
 #[test]
+fn byterange_parts_are_ranges_of_their_segment() {
+    let mut p = Playlist::new(
+        PlaylistConfig {
+            byterange_parts: true,
+            ..PlaylistConfig::default()
+        },
+        names(),
+    );
+    p.handle_init(1);
+    segment(&mut p, 10, true);
+    let between = String::from_utf8(p.render(false).to_vec()).unwrap();
+    // A new segment's first part starts at its first byte.
+    assert!(
+        between.ends_with("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"abc-s1.m4s\"\n"),
+        "{between}"
+    );
+    segment(&mut p, 3, false);
+    let text = String::from_utf8(p.render(false).to_vec()).unwrap();
+    for (i, line) in text
+        .lines()
+        .filter(|l| l.contains("URI=\"abc-s0.m4s\""))
+        .enumerate()
+    {
+        let independent = if i == 0 { ",INDEPENDENT=YES" } else { "" };
+        assert_eq!(
+            line,
+            format!(
+                "#EXT-X-PART:DURATION=0.20000,URI=\"abc-s0.m4s\",BYTERANGE=\"1000@{}\"{independent}",
+                i * 1000
+            )
+        );
+    }
+    assert!(text.contains("#EXTINF:2.00000,\nabc-s0.m4s\n"), "{text}");
+    assert!(
+        text.contains("URI=\"abc-s1.m4s\",BYTERANGE=\"1000@2000\"\n"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"abc-s1.m4s\",BYTERANGE-START=3000\n"),
+        "{text}"
+    );
+    let parsed = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
+    assert_eq!(parsed.segments.len(), 1);
+}
+
+#[test]
 fn ended_playlist_has_endlist_and_no_parts() {
     let mut p = pl();
     segment(&mut p, 10, true);

@@ -89,6 +89,25 @@ pub fn parse_range(value: Option<&HeaderValue>, len: u64) -> RangeReq {
 }
 
 /// The chunks covering bytes `start..=end` of the concatenation of `chunks`.
+/// A single `bytes=N-M` or `bytes=N-` range asked of media still being made, whose length is
+/// not known yet (RFC 8673). `None` for anything else: the whole file is served.
+pub fn parse_live_range(value: Option<&HeaderValue>) -> Option<(u64, Option<u64>)> {
+    let spec = value?.to_str().ok()?.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (a, b) = spec.trim().split_once('-')?;
+    let start = a.trim().parse::<u64>().ok()?;
+    match b.trim() {
+        "" => Some((start, None)),
+        b => b
+            .parse::<u64>()
+            .ok()
+            .filter(|e| *e >= start)
+            .map(|e| (start, Some(e))),
+    }
+}
+
 pub fn slice_chunks(chunks: &[Bytes], start: u64, end: u64) -> Vec<Bytes> {
     let mut out = Vec::new();
     let mut pos = 0u64;
@@ -143,6 +162,21 @@ mod tests {
         assert_eq!(parse_range(Some(&hv("bytes=0-1,5-6")), 100), RangeReq::Full);
         assert_eq!(parse_range(Some(&hv("items=0-1")), 100), RangeReq::Full);
         assert_eq!(parse_range(Some(&hv("bytes=5-2")), 100), RangeReq::Full);
+    }
+
+    #[test]
+    fn live_ranges() {
+        let far = 9_007_199_254_740_991;
+        assert_eq!(
+            parse_live_range(Some(&hv(&format!("bytes=500-{far}")))),
+            Some((500, Some(far)))
+        );
+        assert_eq!(parse_live_range(Some(&hv("bytes=7-"))), Some((7, None)));
+        assert_eq!(parse_live_range(Some(&hv("bytes=-10"))), None);
+        assert_eq!(parse_live_range(Some(&hv("bytes=5-2"))), None);
+        assert_eq!(parse_live_range(Some(&hv("bytes=0-1,5-6"))), None);
+        assert_eq!(parse_live_range(Some(&hv("items=0-1"))), None);
+        assert_eq!(parse_live_range(None), None);
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct Config {
     pub part_hold_back: Option<Duration>,
     /// Hold plain media playlist requests for the part being made (`hls.fresh_playlist`).
     pub fresh_playlist: bool,
+    /// Parts as byte ranges of their segment (`hls.byterange_parts`).
+    pub byterange_parts: bool,
     pub window_segments: usize,
     pub ended_retention: Duration,
     pub reconnect_grace: Duration,
@@ -441,6 +443,7 @@ pub fn validate(layered: &Layered) -> Result<Config, Vec<String>> {
         segment_target: Duration::from_millis(segment_ms),
         part_hold_back: (hold_back_ms != 0).then(|| Duration::from_millis(hold_back_ms)),
         fresh_playlist: c.hls.fresh_playlist,
+        byterange_parts: c.hls.byterange_parts,
         window_segments,
         ended_retention: Duration::from_secs(ended_retention_s),
         reconnect_grace: Duration::from_millis(grace_ms),

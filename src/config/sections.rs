@@ -148,6 +148,7 @@ pub struct Hls {
     pub ended_retention_s: u64,
     pub part_hold_back_ms: u64,
     pub fresh_playlist: bool,
+    pub byterange_parts: bool,
 }
 
 impl Default for Hls {
@@ -159,6 +160,7 @@ impl Default for Hls {
             ended_retention_s: 120,
             part_hold_back_ms: 0,
             fresh_playlist: true,
+            byterange_parts: false,
         }
     }
 }
@@ -436,6 +438,11 @@ pub const DOCS: &[(&str, &str, &str)] = &[
         "hls",
         "fresh_playlist",
         "answer a playlist request without _HLS_msn when the part being made completes",
+    ),
+    (
+        "hls",
+        "byterange_parts",
+        "list parts as byte ranges of their segment instead of files of their own",
     ),
     (
         "hls",

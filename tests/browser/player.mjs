@@ -49,23 +49,32 @@ try {
     cdp.on('Media.playerErrorsRaised', (e) => e.errors.forEach((m) => console.error(`[media error] ${JSON.stringify(m)}`)));
   }
   await page.setContent('<html><body><video id="v" muted playsinline></video></body></html>');
-  // PLAYER_MSE_LOG=1 logs (to the page console, so with PLAYER_CONSOLE=1) every SourceBuffer
-  // abort() and timestampOffset the player sets: an abort() makes MSE drop media until the
-  // next keyframe, which is how Shaka loses non-independent parts (BENCHMARKS.md).
-  if (process.env.PLAYER_MSE_LOG) {
-    await page.addScriptTag({
-      content: `(() => {
-        const P = SourceBuffer.prototype;
-        const abort = P.abort;
-        P.abort = function () { console.log('MSE abort'); return abort.call(this); };
-        const tso = Object.getOwnPropertyDescriptor(P, 'timestampOffset');
-        Object.defineProperty(P, 'timestampOffset', {
-          get() { return tso.get.call(this); },
-          set(v) { console.log('MSE timestampOffset ' + v); tso.set.call(this, v); },
-        });
-      })();`,
-    });
-  }
+  // Every SourceBuffer abort() and timestampOffset the player sets is counted (in the result
+  // as `mse`), and logged to the page console with PLAYER_MSE_LOG=1 (so with PLAYER_CONSOLE=1):
+  // an abort() makes MSE drop media until the next keyframe, which is how Shaka loses
+  // non-independent parts (BENCHMARKS.md).
+  await page.addScriptTag({
+    content: `(() => {
+      const log = ${JSON.stringify(Boolean(process.env.PLAYER_MSE_LOG))};
+      window.__mse = { aborts: 0, offsets: 0 };
+      const P = SourceBuffer.prototype;
+      const abort = P.abort;
+      P.abort = function () {
+        window.__mse.aborts += 1;
+        if (log) console.log('MSE abort');
+        return abort.call(this);
+      };
+      const tso = Object.getOwnPropertyDescriptor(P, 'timestampOffset');
+      Object.defineProperty(P, 'timestampOffset', {
+        get() { return tso.get.call(this); },
+        set(v) {
+          window.__mse.offsets += 1;
+          if (log) console.log('MSE timestampOffset ' + v);
+          tso.set.call(this, v);
+        },
+      });
+    })();`,
+  });
   // By file path: some packages' `exports` hide their browser bundles from require.resolve.
   await page.addScriptTag({ path: fileURLToPath(new URL(`./node_modules/${scripts[kind]}`, import.meta.url)) });
   const result = await page.evaluate(async ({ kind, url, seconds, extra }) => {
@@ -206,6 +215,7 @@ try {
     out.decodedFrames = q.totalVideoFrames;
     out.droppedFrames = q.droppedVideoFrames;
     out.currentTime = video.currentTime;
+    out.mse = window.__mse;
     stop();
     return out;
   }, { kind, url, seconds, extra });

@@ -283,11 +283,21 @@ pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> (u16, hyper::Heade
 /// A GET that keeps each body frame with the moment it arrived (for responses streamed while
 /// the media is being made).
 pub async fn get_frames(url: &str) -> (u16, hyper::HeaderMap, Vec<(std::time::Instant, Bytes)>) {
+    get_frames_with(url, &[]).await
+}
+
+/// [`get_frames`] with request headers.
+pub async fn get_frames_with(
+    url: &str,
+    headers: &[(&str, &str)],
+) -> (u16, hyper::HeaderMap, Vec<(std::time::Instant, Bytes)>) {
     use http_body_util::BodyExt as _;
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let req = hyper::Request::get(url)
-        .body(Empty::new())
-        .expect("request");
+    let mut req = hyper::Request::get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Empty::new()).expect("request");
     let resp = client
         .request(req)
         .await
