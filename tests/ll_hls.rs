@@ -626,6 +626,10 @@ async fn byterange_parts_stream_from_the_segment_being_made() {
     let part_done = done.await.unwrap();
     assert_eq!(status, 206);
     assert_eq!(headers["content-range"], format!("bytes {start}-{far}/*"));
+    assert_eq!(
+        headers["cache-control"], "no-store",
+        "a range of unknown length"
+    );
     assert!(frames.len() >= 2, "came in {} frame(s)", frames.len());
     assert!(
         frames[0].0 < part_done,

@@ -169,6 +169,7 @@ async fn in_progress(
         .in_current_span(),
     );
     let mut r = Response::new(Body::streaming(body_rx));
+    let ranged = range_header.is_some();
     if let Some(v) = range_header {
         *r.status_mut() = StatusCode::PARTIAL_CONTENT;
         r.headers_mut().insert(header::CONTENT_RANGE, v);
@@ -177,10 +178,11 @@ async fn in_progress(
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
     // The bytes are final (the complete file is the same), so caches keep them like any
     // media. (No `X-Accel-Buffering: no`: nginx would then neither cache the response nor
-    // collapse the crowd waiting on it onto this one request.)
+    // collapse the crowd waiting on it onto this one request.) A range of a file of unknown
+    // length is not stored: a cache could not tell it from the file.
     h.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static(CACHE_IMMUTABLE),
+        HeaderValue::from_static(if ranged { CACHE_ERROR } else { CACHE_IMMUTABLE }),
     );
     r
 }
