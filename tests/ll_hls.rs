@@ -498,8 +498,9 @@ async fn reconnect_with_new_resolution_gets_a_new_map() {
 }
 
 /// The preload-hinted part and the open segment are served while they are being made: the
-/// first bytes arrive before the part (segment) is complete, frame after frame, and the
-/// streamed bytes equal the complete file fetched afterwards.
+/// first bytes arrive before the part (segment) is complete, frame after frame (chunks on
+/// HTTP/1.1, DATA frames on HTTP/2), and the streamed bytes equal the complete file fetched
+/// afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_is_served_while_it_is_being_made() {
     let server = start(&[]).await;
@@ -536,11 +537,18 @@ async fn media_is_served_while_it_is_being_made() {
             })
         };
         let (part_url, segment_url) = (format!("{base}/{hint}"), format!("{base}/{segment_name}"));
-        let (part, segment) = tokio::join!(get_frames(&part_url), get_frames(&segment_url));
+        // The part over HTTP/1.1 (chunked) and over HTTP/2 (DATA frames), the segment over 1.1.
+        let (part, part_h2, segment) = tokio::join!(
+            get_frames(&part_url),
+            get_frames_h2(&part_url),
+            get_frames(&segment_url)
+        );
         let (part_done, seg_done) = done.await.unwrap();
-        for ((status, headers, frames), done, what) in
-            [(&part, part_done, "part"), (&segment, seg_done, "segment")]
-        {
+        for ((status, headers, frames), done, what) in [
+            (&part, part_done, "part"),
+            (&part_h2, part_done, "part over HTTP/2"),
+            (&segment, seg_done, "segment"),
+        ] {
             assert_eq!(*status, 200, "{what}");
             assert!(
                 headers.get("content-length").is_none(),
@@ -563,6 +571,11 @@ async fn media_is_served_while_it_is_being_made() {
         let (s, _, complete) = get(&format!("{base}/{hint}")).await;
         assert_eq!(s, 200);
         assert_eq!(streamed(&part.2), complete.to_vec(), "part bytes differ");
+        assert_eq!(
+            streamed(&part_h2.2),
+            complete.to_vec(),
+            "part bytes differ over HTTP/2"
+        );
         let (s, _, complete) = get(&format!("{base}/{segment_name}")).await;
         assert_eq!(s, 200);
         assert_eq!(

@@ -291,8 +291,23 @@ pub async fn get_frames_with(
     url: &str,
     headers: &[(&str, &str)],
 ) -> (u16, hyper::HeaderMap, Vec<(std::time::Instant, Bytes)>) {
+    fetch_frames(url, headers, false).await
+}
+
+/// [`get_frames`] over HTTP/2 without TLS (prior knowledge, h2c): the body's DATA frames.
+pub async fn get_frames_h2(url: &str) -> (u16, hyper::HeaderMap, Vec<(std::time::Instant, Bytes)>) {
+    fetch_frames(url, &[], true).await
+}
+
+async fn fetch_frames(
+    url: &str,
+    headers: &[(&str, &str)],
+    http2: bool,
+) -> (u16, hyper::HeaderMap, Vec<(std::time::Instant, Bytes)>) {
     use http_body_util::BodyExt as _;
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
+        .http2_only(http2)
+        .build_http();
     let mut req = hyper::Request::get(url);
     for (k, v) in headers {
         req = req.header(*k, *v);
