@@ -9,4 +9,5 @@ pub mod control;
 pub mod fuzzing;
 pub mod managed;
 pub mod metrics;
+pub mod record;
 pub mod server;

@@ -17,6 +17,7 @@ pub struct Metrics {
     pub ingest: IngestMetrics,
     pub origin: OriginMetrics,
     pub cloud: CloudMetrics,
+    pub record: crate::record::RecordMetrics,
 }
 
 impl Metrics {
@@ -36,6 +37,7 @@ impl Metrics {
             "Requests to the control plane by endpoint and result",
             self.cloud.clone(),
         );
+        self.record.register(&mut reg);
         reg.register_collector(Box::new(OriginCollector(origin.clone())));
         reg.register_collector(Box::new(RestreamCollector {
             restreamer: restreamer.clone(),

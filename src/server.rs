@@ -123,6 +123,18 @@ impl Server {
             },
             metrics.origin.clone(),
         );
+        if let Some(root) = &cfg.record_path {
+            let recorder = crate::record::start(
+                root.clone(),
+                metrics.record.clone(),
+                &tasks,
+                shutdown.clone(),
+            )
+            .await
+            .context("recording")?;
+            origin.set_segment_sink(recorder);
+            info!(path = %root.display(), "recording every broadcast");
+        }
         origin.attach(&registry, tasks.clone(), shutdown.clone());
         let mut push = PushConfig::new(&cfg.restream_ca).context("restream TLS roots")?;
         push.silent_audio = cfg.restream_silent_audio;

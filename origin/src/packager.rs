@@ -17,6 +17,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::fragmenter::{Fragmenter, FragmenterConfig};
 use crate::metrics::OriginMetrics;
 use crate::playlist::{PlaylistConfig, epoch_ms};
+use crate::recording::SegmentSink;
 use crate::stream::OriginStream;
 
 /// Origin settings.
@@ -47,6 +48,8 @@ impl Default for OriginConfig {
 /// All streams the origin serves, fed by the relay's registry.
 pub struct Origin {
     streams: RwLock<HashMap<StreamPath, Arc<OriginStream>>>,
+    /// Where every stream's completed segments go (recording), once set.
+    sink: RwLock<Option<Arc<dyn SegmentSink>>>,
     cfg: OriginConfig,
     pub metrics: OriginMetrics,
 }
@@ -55,9 +58,15 @@ impl Origin {
     pub fn new(cfg: OriginConfig, metrics: OriginMetrics) -> Arc<Self> {
         Arc::new(Self {
             streams: RwLock::new(HashMap::new()),
+            sink: RwLock::new(None),
             cfg,
             metrics,
         })
+    }
+
+    /// Hands every stream started from now on to `sink` as its segments complete.
+    pub fn set_segment_sink(&self, sink: Arc<dyn SegmentSink>) {
+        *self.sink.write().unwrap_or_else(|e| e.into_inner()) = Some(sink);
     }
 
     pub fn config(&self) -> &OriginConfig {
@@ -109,6 +118,7 @@ impl Origin {
             stream.path.clone(),
             format!("{:x}", stream.session_id),
             &self.cfg,
+            self.sink.read().unwrap_or_else(|e| e.into_inner()).clone(),
         ));
         self.streams
             .write()

@@ -168,6 +168,11 @@ impl MediaStore {
     }
 
     /// The tracks of the newest init segment.
+    /// An init segment by id.
+    pub fn init(&self, id: u32) -> Option<Arc<InitSegment>> {
+        self.inits.get(&id).cloned()
+    }
+
     pub fn current_tracks(&self) -> Option<&TrackSet> {
         Some(&self.inits.get(&self.current_init?)?.tracks)
     }

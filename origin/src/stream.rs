@@ -17,6 +17,7 @@ use crate::metrics::OriginMetrics;
 use crate::naming::{MediaName, Names};
 use crate::packager::OriginConfig;
 use crate::playlist::{BlockingRequest, Decision, Outcome, WaiterId, epoch_ms};
+use crate::recording::SegmentSink;
 pub use crate::store::MediaBytes;
 use crate::store::Progress;
 use crate::stream_core::StreamCore;
@@ -48,6 +49,8 @@ pub struct OriginStream {
     /// Recent viewer sessions (hash of client address and user agent) and when last seen.
     viewers: Mutex<HashMap<u64, Instant>>,
     next_waiter: AtomicU64,
+    /// Where completed segments go (recording), if anywhere.
+    sink: Option<Arc<dyn SegmentSink>>,
 }
 
 /// What a handler should do with a request that may have to wait.
@@ -93,7 +96,12 @@ impl Drop for Waiting {
 }
 
 impl OriginStream {
-    pub(crate) fn new(path: StreamPath, prefix: String, cfg: &OriginConfig) -> Self {
+    pub(crate) fn new(
+        path: StreamPath,
+        prefix: String,
+        cfg: &OriginConfig,
+        sink: Option<Arc<dyn SegmentSink>>,
+    ) -> Self {
         Self {
             path,
             prefix: prefix.clone(),
@@ -108,6 +116,7 @@ impl OriginStream {
             progress: tokio::sync::watch::Sender::new(0),
             viewers: Mutex::new(HashMap::new()),
             next_waiter: AtomicU64::new(1),
+            sink,
         }
     }
 
@@ -298,6 +307,11 @@ impl OriginStream {
         }
         if applied.segment {
             metrics.segments_produced.inc();
+            if let Some(sink) = &self.sink
+                && let Some(segment) = st.core.completed_segment()
+            {
+                sink.segment(&self.path, &self.prefix, segment);
+            }
         }
         if applied.media {
             self.progress.send_modify(|n| *n += 1);
@@ -348,6 +362,9 @@ impl OriginStream {
             self.apply(&mut st, ev, metrics);
         }
         st.core.handle_end();
+        if let Some(sink) = &self.sink {
+            sink.ended(&self.path, &self.prefix);
+        }
         Self::dispatch(&mut st);
         self.playable.send_replace(true);
         self.progress.send_modify(|n| *n += 1);

@@ -9,6 +9,7 @@
 use crate::fragmenter::{FragmentEvent, Part};
 use crate::naming::{MediaName, Names};
 use crate::playlist::{PartInfo, Playlist, PlaylistConfig};
+use crate::recording::CompletedSegment;
 use crate::store::{Making, MediaStore, Progress};
 
 /// What the playlist needs to know of a part.
@@ -95,6 +96,23 @@ impl StreamCore {
         applied
     }
 
+    /// The newest complete segment, as a recording keeps it (call when [`Applied::segment`]).
+    pub fn completed_segment(&mut self) -> Option<CompletedSegment> {
+        let s = self.playlist.segments().last()?;
+        let (msn, discontinuity, init_id, pdt_ms) = (s.msn, s.discontinuity, s.init_id, s.pdt_ms);
+        let duration_s = s.duration();
+        let init = self.store.init(init_id)?;
+        let chunks = self.store.complete(MediaName::Segment(msn))?.chunks;
+        Some(CompletedSegment {
+            msn,
+            discontinuity,
+            init,
+            duration_s,
+            pdt_ms,
+            chunks,
+        })
+    }
+
     /// The stream ended: the playlist gets its ENDLIST.
     pub fn handle_end(&mut self) {
         self.playlist.handle_end();
@@ -138,6 +156,7 @@ mod tests {
         let mut f = Fragmenter::new(FragmenterConfig::default());
         let mut core = StreamCore::new(PlaylistConfig::default(), Names { prefix: "x".into() }, 1);
         let mut made = Vec::new();
+        let mut completed = Vec::new();
         let mut msgs = vec![
             (MediaMessage::VideoConfig(avc()), 0),
             (MediaMessage::AudioConfig(aac()), 0),
@@ -176,7 +195,29 @@ mod tests {
                 }
                 let applied = core.handle_event(ev);
                 assert!(!applied.part || applied.media);
+                if applied.segment {
+                    completed.push(
+                        core.completed_segment()
+                            .expect("the segment just completed"),
+                    );
+                }
             }
+        }
+        // What a recording gets: every segment once, in order, with its init and the bytes
+        // the playlist's segment has.
+        assert_eq!(
+            completed.iter().map(|c| c.msn).collect::<Vec<_>>(),
+            (0..completed.len() as u64).collect::<Vec<_>>()
+        );
+        assert!(completed.len() >= 2);
+        for c in &completed {
+            assert_eq!(c.init.id, 1);
+            assert!(!c.discontinuity);
+            assert!((c.duration_s - 2.0).abs() < 0.05, "{}", c.duration_s);
+            let Progress::Complete(stored) = core.progress(MediaName::Segment(c.msn)) else {
+                panic!("segment {} not stored", c.msn);
+            };
+            assert_eq!(stored.concat(), c.chunks.concat(), "segment {}", c.msn);
         }
         assert!(made.len() > 20);
         for (i, bytes) in made.iter().enumerate() {

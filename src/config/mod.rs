@@ -40,6 +40,8 @@ pub struct Config {
     /// Extra CA certificates (DER) for rtmps:// destinations.
     pub restream_ca: Vec<Vec<u8>>,
     pub restream_silent_audio: bool,
+    /// Where recordings go; `None` when recording is off (`record.enabled`).
+    pub record_path: Option<std::path::PathBuf>,
     /// Hosts the management API may add outputs to; empty = any.
     pub restream_allowed_hosts: Vec<String>,
     /// Present when `cloud.url` is set.
@@ -450,6 +452,8 @@ pub fn validate(layered: &Layered) -> Result<Config, Vec<String>> {
         restream_rules,
         restream_ca,
         restream_silent_audio,
+        record_path: (c.record.enabled && !c.record.path.is_empty())
+            .then(|| std::path::PathBuf::from(&c.record.path)),
         restream_allowed_hosts: allowed_hosts
             .split(',')
             .map(|h| h.trim().to_ascii_lowercase())

@@ -20,6 +20,7 @@ pub struct Sections {
     pub cloud: Cloud,
     pub delivery: Delivery,
     pub managed: Managed,
+    pub record: Record,
     pub log: Log,
 }
 
@@ -298,6 +299,22 @@ impl Default for ManagedIvs {
             secret_access_key: String::new(),
             latency_mode: "LOW".into(),
             ingest_port: 443,
+        }
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Record {
+    pub enabled: bool,
+    pub path: String,
+}
+
+impl Default for Record {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            path: "./recordings".into(),
         }
     }
 }
@@ -583,6 +600,16 @@ pub const DOCS: &[(&str, &str, &str)] = &[
         "managed.ivs",
         "ingest_port",
         "port of the channel's RTMPS ingest endpoint",
+    ),
+    (
+        "record",
+        "enabled",
+        "record every broadcast (its HLS segments, as made)",
+    ),
+    (
+        "record",
+        "path",
+        "directory of the recordings: {userId}/{streamId}/{session}/index.m3u8",
     ),
     ("log", "level", "tracing filter (RUST_LOG wins when set)"),
 ];

@@ -1,0 +1,237 @@
+//! Recording to a local directory: `{record.path}/{userId}/{streamId}/{session}/` holds the
+//! init segments, the segments (named as the live playlist named them) and `index.m3u8`.
+//!
+//! Crash-safe: every file is written under a temporary name and renamed into place, and the
+//! playlist is rewritten only after the media it lists exists. A recording left open by a
+//! relay that died is closed (`ENDLIST`) when the next one starts ([`close_unfinished`]).
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use origin::naming::Names;
+use origin::recording::CompletedSegment;
+use relay::path::StreamPath;
+
+use super::vod::{self, Entry};
+
+/// Name of a recording's playlist.
+pub const PLAYLIST: &str = "index.m3u8";
+
+/// One recording being written.
+struct Recording {
+    dir: PathBuf,
+    names: Names,
+    inits: HashSet<u32>,
+    entries: Vec<Entry>,
+}
+
+/// Writes recordings under one root directory. Owned by the writer task: calls are in order.
+pub struct LocalDir {
+    root: PathBuf,
+    open: HashMap<(StreamPath, String), Recording>,
+}
+
+impl LocalDir {
+    pub fn new(root: PathBuf) -> Self {
+        Self {
+            root,
+            open: HashMap::new(),
+        }
+    }
+
+    /// The directory of a broadcast's recording; `None` for a path that cannot name one
+    /// safely (a `.` or `..` component).
+    pub fn dir_of(&self, path: &StreamPath, session: &str) -> Option<PathBuf> {
+        let url = path.url_path();
+        let mut dir = self.root.clone();
+        for part in url.split('/').skip(1).chain([session]) {
+            if part.is_empty() || part == "." || part == ".." {
+                return None;
+            }
+            dir.push(part);
+        }
+        Some(dir)
+    }
+
+    /// Stores one segment (its init first, once), then the playlist that lists it.
+    pub async fn segment(
+        &mut self,
+        path: &StreamPath,
+        session: &str,
+        seg: CompletedSegment,
+    ) -> anyhow::Result<u64> {
+        let key = (path.clone(), session.to_string());
+        if !self.open.contains_key(&key) {
+            let dir = self
+                .dir_of(path, session)
+                .with_context(|| format!("{path} cannot name a directory"))?;
+            tokio::fs::create_dir_all(&dir)
+                .await
+                .with_context(|| format!("creating {}", dir.display()))?;
+            let names = Names {
+                prefix: session.to_string(),
+            };
+            self.open.insert(
+                key.clone(),
+                Recording {
+                    dir,
+                    names,
+                    inits: HashSet::new(),
+                    entries: Vec::new(),
+                },
+            );
+        }
+        let rec = self.open.get_mut(&key).expect("inserted above");
+        let init_name = rec.names.init(seg.init.id);
+        if rec.inits.insert(seg.init.id) {
+            write_atomic(
+                &rec.dir.join(&init_name),
+                std::slice::from_ref(&seg.init.data),
+            )
+            .await?;
+        }
+        let name = rec.names.segment(seg.msn);
+        write_atomic(&rec.dir.join(&name), &seg.chunks).await?;
+        rec.entries.push(Entry {
+            segment: name,
+            init: init_name,
+            duration_s: seg.duration_s,
+            pdt_ms: seg.pdt_ms,
+            discontinuity: seg.discontinuity,
+        });
+        let text = vod::render(&rec.entries, false);
+        write_atomic(&rec.dir.join(PLAYLIST), &[text.into()]).await?;
+        Ok(seg.chunks.iter().map(|c| c.len() as u64).sum())
+    }
+
+    /// The broadcast ended: its playlist becomes VOD.
+    pub async fn ended(&mut self, path: &StreamPath, session: &str) -> anyhow::Result<()> {
+        let Some(rec) = self.open.remove(&(path.clone(), session.to_string())) else {
+            return Ok(()); // nothing was recorded (no complete segment)
+        };
+        let text = vod::render(&rec.entries, true);
+        write_atomic(&rec.dir.join(PLAYLIST), &[text.into()]).await
+    }
+}
+
+impl LocalDir {
+    /// Closes every recording still open (the relay is stopping).
+    pub async fn close_all(&mut self) -> anyhow::Result<()> {
+        for (_, rec) in self.open.drain() {
+            let text = vod::render(&rec.entries, true);
+            write_atomic(&rec.dir.join(PLAYLIST), &[text.into()]).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes `path` whole or not at all: a temporary file beside it, then a rename.
+async fn write_atomic(path: &Path, chunks: &[bytes::Bytes]) -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt as _;
+    let tmp = path.with_extension("tmp");
+    let mut f = tokio::fs::File::create(&tmp)
+        .await
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    for c in chunks {
+        f.write_all(c)
+            .await
+            .with_context(|| format!("writing {}", tmp.display()))?;
+    }
+    f.sync_data()
+        .await
+        .with_context(|| format!("syncing {}", tmp.display()))?;
+    drop(f);
+    tokio::fs::rename(&tmp, path)
+        .await
+        .with_context(|| format!("renaming {} into place", tmp.display()))
+}
+
+/// Closes every recording under `root` whose playlist has no `ENDLIST` (its relay died):
+/// it becomes a VOD playlist of what was stored. Returns how many were closed.
+pub async fn close_unfinished(root: &Path) -> anyhow::Result<usize> {
+    let mut closed = 0;
+    // userId / streamId / session / index.m3u8
+    let mut dirs = vec![(root.to_path_buf(), 0)];
+    while let Some((dir, depth)) = dirs.pop() {
+        let mut rd = match tokio::fs::read_dir(&dir).await {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+        };
+        while let Some(entry) = rd.next_entry().await? {
+            if !entry.file_type().await?.is_dir() {
+                continue;
+            }
+            if depth < 2 {
+                dirs.push((entry.path(), depth + 1));
+                continue;
+            }
+            let playlist = entry.path().join(PLAYLIST);
+            let Ok(text) = tokio::fs::read_to_string(&playlist).await else {
+                continue;
+            };
+            if let Some(text) = vod::close(&text) {
+                write_atomic(&playlist, &[text.into()]).await?;
+                closed += 1;
+            }
+        }
+    }
+    Ok(closed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unfinished_recordings_are_closed_and_finished_ones_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let open = root.join("u").join("s").join("a1");
+        let done = root.join("u").join("s").join("b2");
+        for d in [&open, &done] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let entry = Entry {
+            segment: "a1-s0.m4s".into(),
+            init: "a1-init1.mp4".into(),
+            duration_s: 2.0,
+            pdt_ms: 0,
+            discontinuity: false,
+        };
+        std::fs::write(
+            open.join(PLAYLIST),
+            vod::render(std::slice::from_ref(&entry), false),
+        )
+        .unwrap();
+        let finished = vod::render(std::slice::from_ref(&entry), true);
+        std::fs::write(done.join(PLAYLIST), &finished).unwrap();
+        assert_eq!(close_unfinished(root).await.unwrap(), 1);
+        assert_eq!(
+            std::fs::read_to_string(open.join(PLAYLIST)).unwrap(),
+            finished
+        );
+        assert_eq!(
+            std::fs::read_to_string(done.join(PLAYLIST)).unwrap(),
+            finished
+        );
+        assert_eq!(close_unfinished(root).await.unwrap(), 0, "idempotent");
+        assert_eq!(close_unfinished(&root.join("missing")).await.unwrap(), 0);
+    }
+
+    #[test]
+    fn a_path_that_cannot_name_a_directory_is_refused() {
+        let dir = LocalDir::new(PathBuf::from("/rec"));
+        let path = |u: &str, s: &str| StreamPath {
+            user_id: u.into(),
+            stream_id: s.into(),
+        };
+        assert_eq!(
+            dir.dir_of(&path("a@b.c", "s1"), "ff"),
+            Some(PathBuf::from("/rec/a%40b.c/s1/ff"))
+        );
+        assert_eq!(dir.dir_of(&path("..", "s1"), "ff"), None);
+        assert_eq!(dir.dir_of(&path("u", "."), "ff"), None);
+    }
+}
