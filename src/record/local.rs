@@ -24,6 +24,8 @@ struct Recording {
     names: Names,
     inits: HashSet<u32>,
     entries: Vec<Entry>,
+    /// The playlist file's `EXT-X-TARGETDURATION`.
+    target: u64,
 }
 
 /// Writes recordings under one root directory. Owned by the writer task: calls are in order.
@@ -79,6 +81,7 @@ impl LocalDir {
                     names,
                     inits: HashSet::new(),
                     entries: Vec::new(),
+                    target: 0,
                 },
             );
         }
@@ -93,15 +96,28 @@ impl LocalDir {
         }
         let name = rec.names.segment(seg.msn);
         write_atomic(&rec.dir.join(&name), &seg.chunks).await?;
-        rec.entries.push(Entry {
+        let entry = Entry {
             segment: name,
             init: init_name,
             duration_s: seg.duration_s,
             pdt_ms: seg.pdt_ms,
             discontinuity: seg.discontinuity,
-        });
-        let text = vod::render(&rec.entries, false);
-        write_atomic(&rec.dir.join(PLAYLIST), &[text.into()]).await?;
+        };
+        let playlist = rec.dir.join(PLAYLIST);
+        if !rec.entries.is_empty()
+            && vod::target_duration(std::slice::from_ref(&entry)) <= rec.target
+        {
+            // Appended, not rewritten: a long broadcast's playlist is not written over and
+            // over. An append cut short by a crash is dropped when the recording is closed.
+            let lines = vod::entry_lines(&rec.entries, &entry);
+            append_synced(&playlist, lines.as_bytes()).await?;
+            rec.entries.push(entry);
+        } else {
+            rec.entries.push(entry);
+            rec.target = vod::target_duration(&rec.entries);
+            let text = vod::render(&rec.entries, false);
+            write_atomic(&playlist, &[text.into()]).await?;
+        }
         Ok(seg.chunks.iter().map(|c| c.len() as u64).sum())
     }
 
@@ -145,6 +161,22 @@ async fn write_atomic(path: &Path, chunks: &[bytes::Bytes]) -> anyhow::Result<()
     tokio::fs::rename(&tmp, path)
         .await
         .with_context(|| format!("renaming {} into place", tmp.display()))
+}
+
+/// Appends to `path` and makes it durable.
+async fn append_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt as _;
+    let mut f = tokio::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .await
+        .with_context(|| format!("opening {}", path.display()))?;
+    f.write_all(bytes)
+        .await
+        .with_context(|| format!("appending to {}", path.display()))?;
+    f.sync_data()
+        .await
+        .with_context(|| format!("syncing {}", path.display()))
 }
 
 /// Closes every recording under `root` whose playlist has no `ENDLIST` (its relay died):

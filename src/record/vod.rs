@@ -14,34 +14,26 @@ pub struct Entry {
     pub discontinuity: bool,
 }
 
-/// Renders the recording's media playlist. `ended`: VOD with ENDLIST; otherwise EVENT.
-pub fn render(entries: &[Entry], ended: bool) -> String {
-    let target = entries
+/// `EXT-X-TARGETDURATION` for these entries: every `EXTINF`, rounded, fits in it.
+pub fn target_duration(entries: &[Entry]) -> u64 {
+    entries
         .iter()
         .map(|e| e.duration_s.round() as u64)
         .max()
         .unwrap_or(1)
-        .max(1);
+        .max(1)
+}
+
+/// Renders the recording's media playlist. `ended`: VOD with ENDLIST; otherwise EVENT.
+pub fn render(entries: &[Entry], ended: bool) -> String {
     let mut out = String::new();
     out.push_str("#EXTM3U\n#EXT-X-VERSION:7\n");
-    let _ = writeln!(out, "#EXT-X-TARGETDURATION:{target}");
+    let _ = writeln!(out, "#EXT-X-TARGETDURATION:{}", target_duration(entries));
     let kind = if ended { "VOD" } else { "EVENT" };
     let _ = writeln!(out, "#EXT-X-PLAYLIST-TYPE:{kind}");
     out.push_str("#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    let mut init: Option<&str> = None;
-    for (i, e) in entries.iter().enumerate() {
-        if e.discontinuity && i > 0 {
-            out.push_str("#EXT-X-DISCONTINUITY\n");
-        }
-        if init != Some(e.init.as_str()) {
-            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", e.init);
-            init = Some(&e.init);
-        }
-        let pdt = humantime::format_rfc3339_millis(
-            std::time::UNIX_EPOCH + std::time::Duration::from_millis(e.pdt_ms.max(0) as u64),
-        );
-        let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{pdt}");
-        let _ = writeln!(out, "#EXTINF:{:.5},\n{}", e.duration_s, e.segment);
+    for i in 0..entries.len() {
+        out.push_str(&entry_lines(&entries[..i], &entries[i]));
     }
     if ended {
         out.push_str("#EXT-X-ENDLIST\n");
@@ -49,16 +41,48 @@ pub fn render(entries: &[Entry], ended: bool) -> String {
     out
 }
 
+/// The lines that list `e` after `before` in an EVENT playlist: what appending it adds to
+/// [`render`]'s text, as long as the target duration holds.
+pub fn entry_lines(before: &[Entry], e: &Entry) -> String {
+    let mut out = String::new();
+    let last = before.last();
+    if e.discontinuity && last.is_some() {
+        out.push_str("#EXT-X-DISCONTINUITY\n");
+    }
+    if last.map(|l| l.init.as_str()) != Some(e.init.as_str()) {
+        let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", e.init);
+    }
+    let pdt = humantime::format_rfc3339_millis(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(e.pdt_ms.max(0) as u64),
+    );
+    let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{pdt}");
+    let _ = writeln!(out, "#EXTINF:{:.5},\n{}", e.duration_s, e.segment);
+    out
+}
+
 /// Closes a playlist left open by a relay that stopped without ending the broadcast (a
 /// crash): it becomes a VOD playlist of what it lists. `None` if it was already closed.
+/// An append cut short by the crash is dropped: the playlist ends after its last complete
+/// segment line.
 pub fn close(text: &str) -> Option<String> {
     if text.lines().any(|l| l.trim() == "#EXT-X-ENDLIST") {
         return None;
     }
-    let mut out = text.replace("#EXT-X-PLAYLIST-TYPE:EVENT", "#EXT-X-PLAYLIST-TYPE:VOD");
-    if !out.ends_with('\n') {
-        out.push('\n');
+    // Keep everything up to the last segment URI that ends its line.
+    let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
+    let mut keep = 0;
+    let mut pos = 0;
+    for line in complete.split_inclusive('\n') {
+        pos += line.len();
+        if !line.starts_with('#') && !line.trim().is_empty() {
+            keep = pos;
+        }
     }
+    let head_end = complete
+        .find("#EXT-X-INDEPENDENT-SEGMENTS\n")
+        .map_or(0, |i| i + "#EXT-X-INDEPENDENT-SEGMENTS\n".len());
+    let mut out = complete[..keep.max(head_end)]
+        .replace("#EXT-X-PLAYLIST-TYPE:EVENT", "#EXT-X-PLAYLIST-TYPE:VOD");
     out.push_str("#EXT-X-ENDLIST\n");
     Some(out)
 }
@@ -104,7 +128,51 @@ mod tests {
         assert_eq!(close(&vod), None);
     }
 
+    #[test]
+    fn a_torn_append_is_dropped_when_closing() {
+        let entries = vec![entry(0, 1, false), entry(1, 1, false)];
+        let live = render(&entries, false);
+        let next = entry_lines(&entries, &entry(2, 1, false));
+        for cut in 1..next.len() {
+            let torn = format!("{live}{}", &next[..cut]);
+            assert_eq!(
+                close(&torn).as_deref(),
+                Some(render(&entries, true).as_str()),
+                "cut at {cut}"
+            );
+        }
+        let whole = format!("{live}{next}");
+        let mut all = entries.clone();
+        all.push(entry(2, 1, false));
+        assert_eq!(close(&whole), Some(render(&all, true)));
+    }
+
     proptest! {
+        /// Appending an entry's lines to the EVENT playlist is the playlist rendered anew, as
+        /// long as the target duration holds.
+        #[test]
+        fn appending_is_rendering(
+            durations in proptest::collection::vec(1.5f64..2.49, 2..30),
+            breaks in proptest::collection::vec(any::<bool>(), 30),
+            inits in proptest::collection::vec(1u32..3, 30),
+        ) {
+            let entries: Vec<Entry> = durations
+                .iter()
+                .enumerate()
+                .map(|(i, d)| Entry {
+                    duration_s: *d,
+                    discontinuity: breaks[i],
+                    ..entry(i as u64, inits[i], false)
+                })
+                .collect();
+            let mut text = render(&entries[..1], false);
+            for i in 1..entries.len() {
+                text.push_str(&entry_lines(&entries[..i], &entries[i]));
+            }
+            prop_assert_eq!(target_duration(&entries), target_duration(&entries[..1]));
+            prop_assert_eq!(text, render(&entries, false));
+        }
+
         #[test]
         fn durations_add_up_and_every_segment_is_listed_once(
             durations in proptest::collection::vec(0.5f64..6.0, 1..40),
