@@ -7,8 +7,9 @@
 pub mod local;
 pub mod vod;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use origin::recording::{CompletedSegment, SegmentSink};
@@ -63,22 +64,49 @@ enum Job {
 pub struct Recorder {
     tx: mpsc::Sender<Job>,
     metrics: RecordMetrics,
+    /// Recordings that lost a segment to a full queue: the next one they get starts after a
+    /// gap, so it is marked as a discontinuity.
+    gaps: Mutex<HashSet<(StreamPath, String)>>,
+}
+
+impl Recorder {
+    fn new(tx: mpsc::Sender<Job>, metrics: RecordMetrics) -> Self {
+        Self {
+            tx,
+            metrics,
+            gaps: Mutex::new(HashSet::new()),
+        }
+    }
 }
 
 impl SegmentSink for Recorder {
-    fn segment(&self, path: &StreamPath, session: &str, segment: CompletedSegment) {
+    fn segment(&self, path: &StreamPath, session: &str, mut segment: CompletedSegment) {
         let msn = segment.msn;
-        if self
+        let key = (path.clone(), session.to_string());
+        let mut gaps = self.gaps.lock().unwrap_or_else(|e| e.into_inner());
+        let after_gap = gaps.contains(&key);
+        segment.discontinuity |= after_gap;
+        match self
             .tx
             .try_send(Job::Segment(path.clone(), session.to_string(), segment))
-            .is_err()
         {
-            self.metrics.segment("dropped");
-            warn!(stream = %path, msn, "recording queue full: segment not recorded");
+            Ok(()) if after_gap => {
+                gaps.remove(&key);
+            }
+            Ok(()) => {}
+            Err(_) => {
+                gaps.insert(key);
+                self.metrics.segment("dropped");
+                warn!(stream = %path, msn, "recording queue full: segment not recorded");
+            }
         }
     }
 
     fn ended(&self, path: &StreamPath, session: &str) {
+        self.gaps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(path.clone(), session.to_string()));
         // The end must not be lost to a full queue: it waits its turn, off the caller.
         let tx = self.tx.clone();
         let job = Job::Ended(path.clone(), session.to_string());
@@ -140,5 +168,64 @@ pub async fn start(
         }
         .instrument(info_span!("recorder")),
     );
-    Ok(Arc::new(Recorder { tx, metrics }))
+    Ok(Arc::new(Recorder::new(tx, metrics)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use origin::cmaf::TrackSet;
+    use origin::fragment::InitSegment;
+
+    fn seg(msn: u64) -> CompletedSegment {
+        CompletedSegment {
+            msn,
+            discontinuity: false,
+            init: Arc::new(InitSegment {
+                id: 1,
+                data: bytes::Bytes::new(),
+                tracks: TrackSet {
+                    video: None,
+                    audio: None,
+                },
+            }),
+            duration_s: 2.0,
+            pdt_ms: 0,
+            chunks: Vec::new(),
+        }
+    }
+
+    /// A segment that does not fit in the queue is dropped, never waited for, and the next
+    /// one recorded is marked as a discontinuity (the recording skips time there).
+    #[tokio::test]
+    async fn a_dropped_segment_leaves_a_marked_gap() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let rec = Recorder::new(tx, RecordMetrics::default());
+        let path = StreamPath {
+            user_id: "u".into(),
+            stream_id: "s".into(),
+        };
+        rec.segment(&path, "a", seg(0));
+        rec.segment(&path, "a", seg(1)); // the queue is full: dropped
+        let mut got = Vec::new();
+        while let Ok(Job::Segment(_, _, s)) = rx.try_recv() {
+            got.push((s.msn, s.discontinuity));
+        }
+        rec.segment(&path, "a", seg(2));
+        rec.segment(&path, "b", seg(0)); // full again, another recording
+        while let Ok(Job::Segment(_, _, s)) = rx.try_recv() {
+            got.push((s.msn, s.discontinuity));
+        }
+        rec.segment(&path, "a", seg(3));
+        while let Ok(Job::Segment(_, _, s)) = rx.try_recv() {
+            got.push((s.msn, s.discontinuity));
+        }
+        assert_eq!(got, vec![(0, false), (2, true), (3, false)]);
+        let dropped = rec
+            .metrics
+            .segments
+            .get_or_create(&vec![("result".into(), "dropped".into())])
+            .get();
+        assert_eq!(dropped, 2);
+    }
 }
