@@ -24,8 +24,11 @@ struct Recording {
     names: Names,
     inits: HashSet<u32>,
     entries: Vec<Entry>,
-    /// The playlist file's `EXT-X-TARGETDURATION`.
+    /// The playlist file's `EXT-X-TARGETDURATION`; 0 makes the next segment rewrite the
+    /// playlist whole (after a failed append, whose torn bytes must not be appended to).
     target: u64,
+    /// A segment was lost (a failed write): the next one is a discontinuity.
+    gap: bool,
 }
 
 /// Writes recordings under one root directory. Owned by the writer task: calls are in order.
@@ -82,45 +85,63 @@ impl LocalDir {
                     inits: HashSet::new(),
                     entries: Vec::new(),
                     target: 0,
+                    gap: false,
                 },
             );
         }
         let rec = self.open.get_mut(&key).expect("inserted above");
-        let init_name = rec.names.init(seg.init.id);
-        if rec.inits.insert(seg.init.id) {
-            write_atomic(
-                &rec.dir.join(&init_name),
-                std::slice::from_ref(&seg.init.data),
-            )
-            .await?;
+        let stored = store(rec, &seg).await;
+        if stored.is_err() {
+            rec.gap = true;
+            rec.target = 0;
         }
-        let name = rec.names.segment(seg.msn);
-        write_atomic(&rec.dir.join(&name), &seg.chunks).await?;
-        let entry = Entry {
-            segment: name,
-            init: init_name,
-            duration_s: seg.duration_s,
-            pdt_ms: seg.pdt_ms,
-            discontinuity: seg.discontinuity,
-        };
-        let playlist = rec.dir.join(PLAYLIST);
-        if !rec.entries.is_empty()
-            && vod::target_duration(std::slice::from_ref(&entry)) <= rec.target
-        {
-            // Appended, not rewritten: a long broadcast's playlist is not written over and
-            // over. An append cut short by a crash is dropped when the recording is closed.
-            let lines = vod::entry_lines(&rec.entries, &entry);
-            append_synced(&playlist, lines.as_bytes()).await?;
-            rec.entries.push(entry);
-        } else {
-            rec.entries.push(entry);
-            rec.target = vod::target_duration(&rec.entries);
-            let text = vod::render(&rec.entries, false);
-            write_atomic(&playlist, &[text.into()]).await?;
-        }
+        stored?;
+        rec.gap = false;
         Ok(seg.chunks.iter().map(|c| c.len() as u64).sum())
     }
+}
 
+/// Writes a segment (its init first, once), then the playlist that lists it. The recording's
+/// state changes only with what reached the disk.
+async fn store(rec: &mut Recording, seg: &CompletedSegment) -> anyhow::Result<()> {
+    let init_name = rec.names.init(seg.init.id);
+    if !rec.inits.contains(&seg.init.id) {
+        write_atomic(
+            &rec.dir.join(&init_name),
+            std::slice::from_ref(&seg.init.data),
+        )
+        .await?;
+        rec.inits.insert(seg.init.id);
+    }
+    let name = rec.names.segment(seg.msn);
+    write_atomic(&rec.dir.join(&name), &seg.chunks).await?;
+    let entry = Entry {
+        segment: name,
+        init: init_name,
+        duration_s: seg.duration_s,
+        pdt_ms: seg.pdt_ms,
+        discontinuity: seg.discontinuity || rec.gap,
+    };
+    let playlist = rec.dir.join(PLAYLIST);
+    if !rec.entries.is_empty() && vod::target_duration(std::slice::from_ref(&entry)) <= rec.target {
+        // Appended, not rewritten: a long broadcast's playlist is not written over and
+        // over. An append cut short by a crash is dropped when the recording is closed.
+        let lines = vod::entry_lines(&rec.entries, &entry);
+        append_synced(&playlist, lines.as_bytes()).await?;
+        rec.entries.push(entry);
+    } else {
+        let mut entries = rec.entries.clone();
+        entries.push(entry);
+        let target = vod::target_duration(&entries);
+        let text = vod::render(&entries, false);
+        write_atomic(&playlist, &[text.into()]).await?;
+        rec.entries = entries;
+        rec.target = target;
+    }
+    Ok(())
+}
+
+impl LocalDir {
     /// The broadcast ended: its playlist becomes VOD.
     pub async fn ended(&mut self, path: &StreamPath, session: &str) -> anyhow::Result<()> {
         let Some(rec) = self.open.remove(&(path.clone(), session.to_string())) else {
@@ -129,9 +150,7 @@ impl LocalDir {
         let text = vod::render(&rec.entries, true);
         write_atomic(&rec.dir.join(PLAYLIST), &[text.into()]).await
     }
-}
 
-impl LocalDir {
     /// Closes every recording still open (the relay is stopping).
     pub async fn close_all(&mut self) -> anyhow::Result<()> {
         for (_, rec) in self.open.drain() {
@@ -250,6 +269,54 @@ mod tests {
         );
         assert_eq!(close_unfinished(root).await.unwrap(), 0, "idempotent");
         assert_eq!(close_unfinished(&root.join("missing")).await.unwrap(), 0);
+    }
+
+    fn seg(msn: u64) -> CompletedSegment {
+        CompletedSegment {
+            msn,
+            discontinuity: false,
+            init: std::sync::Arc::new(origin::fragment::InitSegment {
+                id: 1,
+                data: bytes::Bytes::from_static(b"init"),
+                tracks: origin::cmaf::TrackSet {
+                    video: None,
+                    audio: None,
+                },
+            }),
+            duration_s: 2.0,
+            pdt_ms: 0,
+            chunks: vec![bytes::Bytes::from(vec![msn as u8; 4])],
+        }
+    }
+
+    /// A segment whose write fails is not listed, and the next one is a discontinuity; the
+    /// playlist is then rewritten whole (a failed append may have left torn bytes).
+    #[tokio::test]
+    async fn a_failed_write_leaves_a_marked_gap() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut dir = LocalDir::new(tmp.path().to_path_buf());
+        let path = StreamPath {
+            user_id: "u".into(),
+            stream_id: "s".into(),
+        };
+        let rec_dir = dir.dir_of(&path, "a").unwrap();
+        dir.segment(&path, "a", seg(0)).await.unwrap();
+        // A directory where segment 1's temporary file goes makes that one write fail.
+        std::fs::create_dir(rec_dir.join("a-s1.tmp")).unwrap();
+        assert!(dir.segment(&path, "a", seg(1)).await.is_err());
+        dir.segment(&path, "a", seg(2)).await.unwrap();
+        dir.segment(&path, "a", seg(3)).await.unwrap();
+        dir.ended(&path, "a").await.unwrap();
+        let text = std::fs::read_to_string(rec_dir.join(PLAYLIST)).unwrap();
+        let listed: Vec<&str> = text.lines().filter(|l| l.ends_with(".m4s")).collect();
+        assert_eq!(listed, ["a-s0.m4s", "a-s2.m4s", "a-s3.m4s"], "{text}");
+        assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
+        assert!(
+            text.contains("a-s0.m4s\n#EXT-X-DISCONTINUITY\n"),
+            "the gap is where segment 1 was lost: {text}"
+        );
+        assert!(!rec_dir.join("a-s1.m4s").exists());
+        assert_eq!(std::fs::read(rec_dir.join("a-s2.m4s")).unwrap(), [2u8; 4]);
     }
 
     #[test]
