@@ -607,10 +607,7 @@ async fn byterange_parts_stream_from_the_segment_being_made() {
         .lines()
         .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:"))
         .expect("a hint");
-    let uri = attr(hint, "URI")
-        .expect("URI")
-        .trim_matches('"')
-        .to_string();
+    let uri = parse_live(&text).preload_hint.expect("a hint");
     let start: u64 = attr(hint, "BYTERANGE-START")
         .expect("BYTERANGE-START")
         .parse()
@@ -664,9 +661,7 @@ async fn byterange_parts_stream_from_the_segment_being_made() {
         .lines()
         .filter(|l| l.contains(&format!(r#"URI="{uri}""#)))
     {
-        let range = attr(line, "BYTERANGE")
-            .expect("BYTERANGE")
-            .trim_matches('"');
+        let range = attr(line, "BYTERANGE").expect("BYTERANGE");
         let (len, off) = range.split_once('@').expect("len@offset");
         let (len, off): (usize, usize) = (len.parse().unwrap(), off.parse().unwrap());
         let asked = format!("bytes={off}-{}", off + len - 1);
@@ -682,11 +677,7 @@ async fn byterange_parts_stream_from_the_segment_being_made() {
         msn + 1
     ))
     .await;
-    let hint = text
-        .lines()
-        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:"))
-        .expect("a hint");
-    let uri = attr(hint, "URI").expect("URI").trim_matches('"');
+    let uri = parse_live(&text).preload_hint.expect("a hint");
     let (s, h, now) = get_with(&format!("{base}/{uri}"), &[("range", "bytes=0-")]).await;
     assert_eq!(s, 206);
     assert_eq!(

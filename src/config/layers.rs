@@ -242,7 +242,7 @@ mod tests {
             })
             .collect();
         keys.sort();
-        let mut docs: Vec<(String, String)> = super::super::sections::DOCS
+        let mut docs: Vec<(String, String)> = super::super::docs::DOCS
             .iter()
             .map(|(s, k, _)| (s.to_string(), k.to_string()))
             .collect();

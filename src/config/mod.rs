@@ -3,6 +3,7 @@
 //! sees all of them at once.
 
 pub mod delivery;
+pub mod docs;
 mod layers;
 pub mod sections;
 

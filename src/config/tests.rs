@@ -153,7 +153,7 @@ mod readme {
     fn readme_documents_every_key() {
         let readme = include_str!("../../README.md");
         let defaults = super::layers::defaults();
-        for (section, key, _) in super::sections::DOCS {
+        for (section, key, _) in super::docs::DOCS {
             let default = match super::layers::default_of(&defaults, section, key) {
                 Some(toml::Value::String(s)) => s,
                 Some(other) => other.to_string(),
