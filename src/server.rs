@@ -123,18 +123,28 @@ impl Server {
             },
             metrics.origin.clone(),
         );
-        if let Some(root) = &cfg.record_path {
-            let recorder = crate::record::start(
-                root.clone(),
+        // The cloud may ask for any stream to be recorded, so recording runs with a cloud too.
+        let _recording = if cfg.record.any() || cfg.cloud.is_some() {
+            let ready: crate::record::Ready = Arc::new(|_: &str| {});
+            let r = crate::record::start(
+                cfg.record.clone(),
                 metrics.record.clone(),
+                ready,
                 &tasks,
                 shutdown.clone(),
             )
             .await
             .context("recording")?;
-            origin.set_segment_sink(recorder);
-            info!(path = %root.display(), "recording every broadcast");
-        }
+            origin.set_segment_sink(r.recorder.clone());
+            origin.set_recording_files(Arc::new(crate::record::serve::Files {
+                store: r.store.clone(),
+                catalog: r.catalog.clone(),
+            }));
+            info!(path = %cfg.record.path.display(), s3 = cfg.record.s3.is_some(), "recording");
+            Some(r)
+        } else {
+            None
+        };
         origin.attach(&registry, tasks.clone(), shutdown.clone());
         let mut push = PushConfig::new(&cfg.restream_ca).context("restream TLS roots")?;
         push.silent_audio = cfg.restream_silent_audio;

@@ -16,6 +16,8 @@ pub struct Body {
     chunks: VecDeque<Bytes>,
     /// More to come: its length is unknown, so HTTP/1.1 sends it chunked.
     live: Option<tokio::sync::mpsc::Receiver<Result<Bytes, Aborted>>>,
+    /// The whole length of a streamed body, when known in advance (sent as Content-Length).
+    len: Option<u64>,
 }
 
 /// A streamed body could not be completed (the media it was sending is gone). The response
@@ -32,6 +34,7 @@ impl Body {
         Self {
             chunks: chunks.into_iter().filter(|c| !c.is_empty()).collect(),
             live: None,
+            len: None,
         }
     }
 
@@ -41,6 +44,20 @@ impl Body {
         Self {
             chunks: VecDeque::new(),
             live: Some(rx),
+            len: None,
+        }
+    }
+
+    /// Like [`Body::streaming`], for a body whose whole length `len` is known in advance
+    /// (a file assembled on the fly): it is sent with a Content-Length. The sender must
+    /// send exactly `len` bytes.
+    pub fn streaming_sized(
+        rx: tokio::sync::mpsc::Receiver<Result<Bytes, Aborted>>,
+        len: u64,
+    ) -> Self {
+        Self {
+            len: Some(len),
+            ..Self::streaming(rx)
         }
     }
 }
@@ -78,7 +95,12 @@ impl HttpBody for Body {
             return Poll::Ready(None);
         };
         match rx.poll_recv(cx) {
-            Poll::Ready(Some(Ok(c))) => Poll::Ready(Some(Ok(Frame::data(c)))),
+            Poll::Ready(Some(Ok(c))) => {
+                if let Some(len) = self.len.as_mut() {
+                    *len = len.saturating_sub(c.len() as u64);
+                }
+                Poll::Ready(Some(Ok(Frame::data(c))))
+            }
             Poll::Ready(Some(Err(e))) => {
                 self.live = None;
                 Poll::Ready(Some(Err(e)))
@@ -97,7 +119,9 @@ impl HttpBody for Body {
 
     fn size_hint(&self) -> SizeHint {
         let known: u64 = self.chunks.iter().map(|c| c.len() as u64).sum();
-        if self.live.is_some() {
+        if let Some(len) = self.len.filter(|_| self.live.is_some()) {
+            SizeHint::with_exact(known + len)
+        } else if self.live.is_some() {
             let mut h = SizeHint::new();
             h.set_lower(known);
             h

@@ -7,6 +7,8 @@
 //! - `GET /live/{userId}/{streamId}/index.m3u8` (multivariant), `media.m3u8` (LL-HLS media
 //!   playlist with `_HLS_msn`/`_HLS_part`/`_HLS_skip`), `index.mpd` (DASH)
 //! - `GET /live/{userId}/{streamId}/{prefix}-init{n}.mp4 | -p{n}.m4s | -s{n}.m4s`
+//! - `GET /recordings/{userId}/{streamId}/{recordingId}/{file}` when recording is on: served by
+//!   the binary's [`crate::recording::RecordingFiles`] (the one route that may read storage)
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -301,6 +303,9 @@ async fn route(
         return simple(StatusCode::OK, CACHE_ERROR, now);
     }
     let segs: Vec<&str> = path.split('/').collect();
+    if let ["", "recordings", user, stream, id, file] = segs.as_slice() {
+        return recording(state, user, stream, id, file).await;
+    }
     let ["", app, user, stream, file] = segs.as_slice() else {
         return not_found();
     };
@@ -326,6 +331,46 @@ async fn route(
         }
         name => media(state, &os, name, req).await,
     }
+}
+
+/// A file of a recording.
+async fn recording(
+    state: &HttpState,
+    user: &str,
+    stream: &str,
+    id: &str,
+    file: &str,
+) -> Response<Body> {
+    let Some(files) = state.origin.recording_files() else {
+        return not_found();
+    };
+    let Ok(sp) = StreamPath::from_url_segments("live", user, stream) else {
+        return not_found();
+    };
+    let safe = |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains('\\');
+    if !safe(id) || !safe(file) {
+        return not_found();
+    }
+    let Some(f) = files.get(&sp, id, file).await else {
+        state.origin.metrics.request("recording", "not_found");
+        return not_found();
+    };
+    state.origin.metrics.request("recording", "ok");
+    let mut r = Response::new(f.body);
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(f.content_type),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(if f.immutable {
+            CACHE_IMMUTABLE
+        } else {
+            CACHE_NONE
+        }),
+    );
+    r
 }
 
 /// The time endpoint's absolute URL as this client reaches the origin (through a CDN, its

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod naming;
 pub mod packager;
 pub mod playlist;
+pub mod progressive;
 pub mod recording;
 pub mod request;
 pub mod store;

@@ -50,6 +50,8 @@ pub struct Origin {
     streams: RwLock<HashMap<StreamPath, Arc<OriginStream>>>,
     /// Where every stream's completed segments go (recording), once set.
     sink: RwLock<Option<Arc<dyn SegmentSink>>>,
+    /// Where `/recordings/` is served from, once set.
+    recordings: RwLock<Option<Arc<dyn crate::recording::RecordingFiles>>>,
     cfg: OriginConfig,
     pub metrics: OriginMetrics,
 }
@@ -59,9 +61,23 @@ impl Origin {
         Arc::new(Self {
             streams: RwLock::new(HashMap::new()),
             sink: RwLock::new(None),
+            recordings: RwLock::new(None),
             cfg,
             metrics,
         })
+    }
+
+    /// Serves `/recordings/` from `files`.
+    pub fn set_recording_files(&self, files: Arc<dyn crate::recording::RecordingFiles>) {
+        *self.recordings.write().unwrap_or_else(|e| e.into_inner()) = Some(files);
+    }
+
+    /// Where `/recordings/` is served from, if recording is on.
+    pub fn recording_files(&self) -> Option<Arc<dyn crate::recording::RecordingFiles>> {
+        self.recordings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Hands every stream started from now on to `sink` as its segments complete.

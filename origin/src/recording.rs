@@ -5,6 +5,8 @@
 //! A sink is called under the stream's lock, right after a segment completes: it must hand
 //! the segment on (a bounded queue) and return, never wait for storage.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -35,4 +37,29 @@ pub trait SegmentSink: Send + Sync {
     fn segment(&self, path: &StreamPath, session: &str, segment: CompletedSegment);
     /// The broadcast ended: no segment follows.
     fn ended(&self, path: &StreamPath, session: &str);
+}
+
+/// A file of a recording, as the origin serves it.
+pub struct RecordedFile {
+    pub body: crate::body::Body,
+    pub content_type: &'static str,
+    /// Whether it never changes (media, the playlist of an ended recording): cached for a
+    /// year by CDNs. Otherwise `no-cache`.
+    pub immutable: bool,
+}
+
+/// A boxed future (the origin has no async-trait).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where the origin finds recordings for `GET /recordings/{userId}/{streamId}/{id}/{file}`:
+/// implemented by the binary over its recording directory and object storage. The origin
+/// checks nothing but the URL's shape: the implementation decides what exists.
+pub trait RecordingFiles: Send + Sync {
+    /// The file, or `None` when there is no such recording or file.
+    fn get<'a>(
+        &'a self,
+        path: &'a StreamPath,
+        id: &'a str,
+        file: &'a str,
+    ) -> BoxFuture<'a, Option<RecordedFile>>;
 }

@@ -277,7 +277,43 @@ pub const DOCS: &[(&str, &str, &str)] = &[
     (
         "record",
         "path",
-        "directory of the recordings: {userId}/{streamId}/{session}/index.m3u8",
+        "directory of the recordings: {userId}/{streamId}/{recordingId}/index.m3u8; with s3_url, the spool",
+    ),
+    (
+        "record",
+        "prefixes",
+        "per-path rules over `enabled`: `live/alice/ -> on; live/test/ -> off` (longest prefix wins; the cloud's `record` wins over both)",
+    ),
+    (
+        "record",
+        "s3_url",
+        "`s3://BUCKET/PREFIX`: recordings go to S3-compatible storage (empty: the local directory only)",
+    ),
+    (
+        "record",
+        "s3_endpoint",
+        "endpoint of R2, MinIO, … (empty: AWS S3)",
+    ),
+    (
+        "record",
+        "s3_region",
+        "region of the bucket (`auto` for R2)",
+    ),
+    (
+        "record",
+        "s3_access_key_id",
+        "access key id (empty: the environment's AWS credentials)",
+    ),
+    ("record", "s3_secret_access_key", "secret access key"),
+    (
+        "record",
+        "spool_max_bytes",
+        "most media waiting on disk for the bucket; beyond it the oldest recording's waiting files are given up",
+    ),
+    (
+        "record",
+        "retention_days",
+        "delete recordings older than this, locally and in the bucket (0: keep)",
     ),
     ("log", "level", "tracing filter (RUST_LOG wins when set)"),
 ];

@@ -5,6 +5,7 @@
 pub mod delivery;
 pub mod docs;
 mod layers;
+pub mod record;
 pub mod sections;
 
 use std::net::SocketAddr;
@@ -41,8 +42,8 @@ pub struct Config {
     /// Extra CA certificates (DER) for rtmps:// destinations.
     pub restream_ca: Vec<Vec<u8>>,
     pub restream_silent_audio: bool,
-    /// Where recordings go; `None` when recording is off (`record.enabled`).
-    pub record_path: Option<std::path::PathBuf>,
+    /// What is recorded and where (`record.*`).
+    pub record: record::RecordSettings,
     /// Hosts the management API may add outputs to; empty = any.
     pub restream_allowed_hosts: Vec<String>,
     /// Present when `cloud.url` is set.
@@ -278,6 +279,7 @@ pub fn validate(layered: &Layered) -> Result<Config, Vec<String>> {
     let cache_deny_ms = c.auth.cache_deny_ms;
     let per_stream_labels = c.metrics.per_stream_labels;
     let (delivery, managed) = delivery::validate(layered, &mut errors);
+    let record = record::validate(layered, &mut errors);
 
     if !(50..=5000).contains(&part_ms) {
         errors.push(format!(
@@ -453,8 +455,7 @@ pub fn validate(layered: &Layered) -> Result<Config, Vec<String>> {
         restream_rules,
         restream_ca,
         restream_silent_audio,
-        record_path: (c.record.enabled && !c.record.path.is_empty())
-            .then(|| std::path::PathBuf::from(&c.record.path)),
+        record,
         restream_allowed_hosts: allowed_hosts
             .split(',')
             .map(|h| h.trim().to_ascii_lowercase())

@@ -308,6 +308,14 @@ impl Default for ManagedIvs {
 pub struct Record {
     pub enabled: bool,
     pub path: String,
+    pub prefixes: String,
+    pub s3_url: String,
+    pub s3_endpoint: String,
+    pub s3_region: String,
+    pub s3_access_key_id: String,
+    pub s3_secret_access_key: String,
+    pub spool_max_bytes: u64,
+    pub retention_days: u64,
 }
 
 impl Default for Record {
@@ -315,6 +323,14 @@ impl Default for Record {
         Self {
             enabled: false,
             path: "./recordings".into(),
+            prefixes: String::new(),
+            s3_url: String::new(),
+            s3_endpoint: String::new(),
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: String::new(),
+            s3_secret_access_key: String::new(),
+            spool_max_bytes: 2 << 30,
+            retention_days: 0,
         }
     }
 }

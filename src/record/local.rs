@@ -48,24 +48,22 @@ impl LocalDir {
     /// The directory of a broadcast's recording; `None` for a path that cannot name one
     /// safely (a `.` or `..` component).
     pub fn dir_of(&self, path: &StreamPath, session: &str) -> Option<PathBuf> {
-        let url = path.url_path();
-        let mut dir = self.root.clone();
-        for part in url.split('/').skip(1).chain([session]) {
-            if part.is_empty() || part == "." || part == ".." {
-                return None;
-            }
-            dir.push(part);
-        }
-        Some(dir)
+        rel_dir(path, session).map(|rel| self.root.join(rel))
     }
 
-    /// Stores one segment (its init first, once), then the playlist that lists it.
+    /// Whether the recording of `path`'s broadcast `session` is open (has a stored segment).
+    pub fn is_open(&self, path: &StreamPath, session: &str) -> bool {
+        self.open.contains_key(&(path.clone(), session.to_string()))
+    }
+
+    /// Stores one segment (its init first, once), then the playlist that lists it. Returns
+    /// the files written, in order.
     pub async fn segment(
         &mut self,
         path: &StreamPath,
         session: &str,
         seg: CompletedSegment,
-    ) -> anyhow::Result<u64> {
+    ) -> anyhow::Result<Vec<Written>> {
         let key = (path.clone(), session.to_string());
         if !self.open.contains_key(&key) {
             let dir = self
@@ -90,20 +88,49 @@ impl LocalDir {
             );
         }
         let rec = self.open.get_mut(&key).expect("inserted above");
-        let stored = store(rec, &seg).await;
+        let mut written = Vec::new();
+        let stored = store(rec, &seg, &mut written).await;
         if stored.is_err() {
             rec.gap = true;
             rec.target = 0;
         }
         stored?;
         rec.gap = false;
-        Ok(seg.chunks.iter().map(|c| c.len() as u64).sum())
+        Ok(written)
     }
 }
 
+/// A recording's directory relative to the recording root, `{userId}/{streamId}/{session}`
+/// percent-encoded as in URLs; `None` when a component is `.` or `..` (which percent-encoding
+/// leaves as they are).
+pub fn rel_dir(path: &StreamPath, session: &str) -> Option<String> {
+    let url = path.url_path();
+    let parts: Vec<&str> = url.split('/').skip(1).chain([session]).collect();
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || *p == "." || *p == "..")
+    {
+        return None;
+    }
+    Some(parts.join("/"))
+}
+
+/// A file a recording wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub file: String,
+    pub bytes: u64,
+    /// A playlist (rewritten as the recording grows), not media.
+    pub manifest: bool,
+}
+
 /// Writes a segment (its init first, once), then the playlist that lists it. The recording's
-/// state changes only with what reached the disk.
-async fn store(rec: &mut Recording, seg: &CompletedSegment) -> anyhow::Result<()> {
+/// state changes only with what reached the disk; `written` gets what did.
+async fn store(
+    rec: &mut Recording,
+    seg: &CompletedSegment,
+    written: &mut Vec<Written>,
+) -> anyhow::Result<()> {
     let init_name = rec.names.init(seg.init.id);
     if !rec.inits.contains(&seg.init.id) {
         write_atomic(
@@ -112,9 +139,19 @@ async fn store(rec: &mut Recording, seg: &CompletedSegment) -> anyhow::Result<()
         )
         .await?;
         rec.inits.insert(seg.init.id);
+        written.push(Written {
+            file: init_name.clone(),
+            bytes: seg.init.data.len() as u64,
+            manifest: false,
+        });
     }
     let name = rec.names.segment(seg.msn);
     write_atomic(&rec.dir.join(&name), &seg.chunks).await?;
+    written.push(Written {
+        file: name.clone(),
+        bytes: seg.chunks.iter().map(|c| c.len() as u64).sum(),
+        manifest: false,
+    });
     let entry = Entry {
         segment: name,
         init: init_name,
@@ -138,26 +175,35 @@ async fn store(rec: &mut Recording, seg: &CompletedSegment) -> anyhow::Result<()
         rec.entries = entries;
         rec.target = target;
     }
+    written.push(Written {
+        file: PLAYLIST.into(),
+        bytes: 0,
+        manifest: true,
+    });
     Ok(())
 }
 
 impl LocalDir {
     /// The broadcast ended: its playlist becomes VOD.
-    pub async fn ended(&mut self, path: &StreamPath, session: &str) -> anyhow::Result<()> {
+    /// Returns false when nothing was recorded (no segment completed).
+    pub async fn ended(&mut self, path: &StreamPath, session: &str) -> anyhow::Result<bool> {
         let Some(rec) = self.open.remove(&(path.clone(), session.to_string())) else {
-            return Ok(()); // nothing was recorded (no complete segment)
+            return Ok(false);
         };
         let text = vod::render(&rec.entries, true);
-        write_atomic(&rec.dir.join(PLAYLIST), &[text.into()]).await
+        write_atomic(&rec.dir.join(PLAYLIST), &[text.into()]).await?;
+        Ok(true)
     }
 
-    /// Closes every recording still open (the relay is stopping).
-    pub async fn close_all(&mut self) -> anyhow::Result<()> {
-        for (_, rec) in self.open.drain() {
+    /// Closes every recording still open (the relay is stopping); returns which.
+    pub async fn close_all(&mut self) -> anyhow::Result<Vec<(StreamPath, String)>> {
+        let mut closed = Vec::new();
+        for (key, rec) in self.open.drain() {
             let text = vod::render(&rec.entries, true);
             write_atomic(&rec.dir.join(PLAYLIST), &[text.into()]).await?;
+            closed.push(key);
         }
-        Ok(())
+        Ok(closed)
     }
 }
 
@@ -202,30 +248,14 @@ async fn append_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// it becomes a VOD playlist of what was stored. Returns how many were closed.
 pub async fn close_unfinished(root: &Path) -> anyhow::Result<usize> {
     let mut closed = 0;
-    // userId / streamId / session / index.m3u8
-    let mut dirs = vec![(root.to_path_buf(), 0)];
-    while let Some((dir, depth)) = dirs.pop() {
-        let mut rd = match tokio::fs::read_dir(&dir).await {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    for (_, dir) in super::catalog::recording_dirs(root).await? {
+        let playlist = dir.join(PLAYLIST);
+        let Ok(text) = tokio::fs::read_to_string(&playlist).await else {
+            continue;
         };
-        while let Some(entry) = rd.next_entry().await? {
-            if !entry.file_type().await?.is_dir() {
-                continue;
-            }
-            if depth < 2 {
-                dirs.push((entry.path(), depth + 1));
-                continue;
-            }
-            let playlist = entry.path().join(PLAYLIST);
-            let Ok(text) = tokio::fs::read_to_string(&playlist).await else {
-                continue;
-            };
-            if let Some(text) = vod::close(&text) {
-                write_atomic(&playlist, &[text.into()]).await?;
-                closed += 1;
-            }
+        if let Some(text) = vod::close(&text) {
+            write_atomic(&playlist, &[text.into()]).await?;
+            closed += 1;
         }
     }
     Ok(closed)

@@ -1,20 +1,31 @@
 //! Recording: every broadcast's segments, as the origin completes them, kept beside the live
-//! stream (`record.enabled`). This first part writes to a local directory ([`local`]) with a
-//! playlist per recording ([`vod`]); the origin hands segments over through
-//! [`origin::recording::SegmentSink`] and never waits: a bounded queue sits between them, and
-//! a segment that does not fit is counted as dropped, never a stall of the live stream.
+//! stream. The origin hands segments over through [`origin::recording::SegmentSink`] and never
+//! waits: a bounded queue sits between it and the writer, and a segment that does not fit is
+//! counted as dropped, never a stall of the live stream.
+//!
+//! - [`local`] writes each recording to the recording directory (crash-safe), with its
+//!   playlist ([`vod`]);
+//! - with object storage, that directory is the spool: [`s3`] uploads each file in order
+//!   ([`spool`]) and removes the local copy of media once it is in the bucket;
+//! - [`catalog`] knows every recording (the management API, the origin's `/recordings/` and
+//!   retention read it).
 
+pub mod catalog;
 pub mod local;
+pub mod s3;
+pub mod serve;
+pub mod spool;
 pub mod vod;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use anyhow::Context as _;
 use origin::recording::{CompletedSegment, SegmentSink};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use relay::path::StreamPath;
 use tokio::sync::mpsc;
@@ -22,16 +33,43 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument as _, info, info_span, warn};
 
+use crate::config::record::RecordSettings;
+use catalog::{Catalog, Info, State};
+use spool::{Item, Kind, RecKey};
+
 /// Segments waiting for the writer: each is a few hundred kB, so this bounds the memory a slow
 /// disk can take.
 const QUEUE: usize = 64;
 
+/// Told the id of each recording whose last file is safely stored.
+pub type Ready = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// The recording metrics.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct RecordMetrics {
     /// By result: `ok`, `failed` (the write failed), `dropped` (the queue was full).
     pub segments: Family<Vec<(String, String)>, Counter>,
     pub bytes: Counter,
+    /// Media bytes waiting on local disk for object storage.
+    pub spool_bytes: Gauge,
+    /// Time to upload one file.
+    pub upload_seconds: Histogram,
+    /// By kind: `write`, `upload`, `spool_full`, `delete`.
+    pub failures: Family<Vec<(String, String)>, Counter>,
+}
+
+impl Default for RecordMetrics {
+    fn default() -> Self {
+        Self {
+            segments: Family::default(),
+            bytes: Counter::default(),
+            spool_bytes: Gauge::default(),
+            upload_seconds: Histogram::new([
+                0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            failures: Family::default(),
+        }
+    }
 }
 
 impl RecordMetrics {
@@ -46,12 +84,75 @@ impl RecordMetrics {
             "Bytes of media recorded",
             self.bytes.clone(),
         );
+        reg.register(
+            "record_spool_bytes",
+            "Media bytes waiting on local disk for object storage",
+            self.spool_bytes.clone(),
+        );
+        reg.register(
+            "record_upload_seconds",
+            "Time to upload one recorded file to object storage",
+            self.upload_seconds.clone(),
+        );
+        reg.register(
+            "record_failures",
+            "Recording failures by kind (write, upload, spool_full, delete)",
+            self.failures.clone(),
+        );
     }
 
     fn segment(&self, result: &str) {
         self.segments
             .get_or_create(&vec![("result".into(), result.into())])
             .inc();
+    }
+
+    fn failure(&self, kind: &str) {
+        self.failures
+            .get_or_create(&vec![("kind".into(), kind.into())])
+            .inc();
+    }
+}
+
+/// Which broadcasts are recorded: the cloud's word for a stream (`"record"` in its
+/// destinations answer) over the configuration's prefixes over `record.enabled`. Decided once
+/// per broadcast, at its first segment.
+pub struct Policy {
+    settings: RecordSettings,
+    cloud: Mutex<HashMap<StreamPath, bool>>,
+}
+
+impl Policy {
+    pub fn new(settings: RecordSettings) -> Self {
+        Self {
+            settings,
+            cloud: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cloud's answer for `path` (`None`: it leaves it to the configuration).
+    pub fn handle_cloud(&self, path: &StreamPath, record: Option<bool>) {
+        let mut cloud = self.cloud.lock().unwrap_or_else(|e| e.into_inner());
+        match record {
+            Some(on) => cloud.insert(path.clone(), on),
+            None => cloud.remove(path),
+        };
+    }
+
+    /// The stream ended: the cloud's word for it is forgotten.
+    pub fn handle_ended(&self, path: &StreamPath) {
+        self.cloud
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(path);
+    }
+
+    pub fn decide(&self, path: &StreamPath) -> bool {
+        let cloud = self.cloud.lock().unwrap_or_else(|e| e.into_inner());
+        cloud
+            .get(path)
+            .copied()
+            .unwrap_or_else(|| self.settings.for_path(path))
     }
 }
 
@@ -60,20 +161,25 @@ enum Job {
     Ended(StreamPath, String),
 }
 
-/// The origin's segment sink when recording is on: queues segments for the writer task.
+/// The origin's segment sink: queues the segments of recorded broadcasts for the writer.
 pub struct Recorder {
     tx: mpsc::Sender<Job>,
     metrics: RecordMetrics,
+    policy: Arc<Policy>,
+    /// The decision for each live broadcast, made at its first segment.
+    recorded: Mutex<HashMap<(StreamPath, String), bool>>,
     /// Recordings that lost a segment to a full queue: the next one they get starts after a
     /// gap, so it is marked as a discontinuity.
     gaps: Mutex<HashSet<(StreamPath, String)>>,
 }
 
 impl Recorder {
-    fn new(tx: mpsc::Sender<Job>, metrics: RecordMetrics) -> Self {
+    fn new(tx: mpsc::Sender<Job>, metrics: RecordMetrics, policy: Arc<Policy>) -> Self {
         Self {
             tx,
             metrics,
+            policy,
+            recorded: Mutex::new(HashMap::new()),
             gaps: Mutex::new(HashSet::new()),
         }
     }
@@ -81,8 +187,17 @@ impl Recorder {
 
 impl SegmentSink for Recorder {
     fn segment(&self, path: &StreamPath, session: &str, mut segment: CompletedSegment) {
-        let msn = segment.msn;
         let key = (path.clone(), session.to_string());
+        let on = *self
+            .recorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_insert_with(|| self.policy.decide(path));
+        if !on {
+            return;
+        }
+        let msn = segment.msn;
         let mut gaps = self.gaps.lock().unwrap_or_else(|e| e.into_inner());
         let after_gap = gaps.contains(&key);
         segment.discontinuity |= after_gap;
@@ -103,10 +218,20 @@ impl SegmentSink for Recorder {
     }
 
     fn ended(&self, path: &StreamPath, session: &str) {
+        let key = (path.clone(), session.to_string());
         self.gaps
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&(path.clone(), session.to_string()));
+            .remove(&key);
+        let on = self
+            .recorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+        self.policy.handle_ended(path);
+        if on != Some(true) {
+            return;
+        }
         // The end must not be lost to a full queue: it waits its turn, off the caller.
         let tx = self.tx.clone();
         let job = Job::Ended(path.clone(), session.to_string());
@@ -116,59 +241,234 @@ impl SegmentSink for Recorder {
     }
 }
 
-/// Closes recordings a previous run left open, then starts the writer for `root`. On
-/// `shutdown` the writer stores what is queued, closes every open recording and stops.
+/// Recording, started: the origin's sink, the policy (for the cloud's word) and the catalog.
+pub struct Recording {
+    pub recorder: Arc<Recorder>,
+    pub policy: Arc<Policy>,
+    pub catalog: Arc<Catalog>,
+    pub store: Store,
+}
+
+/// Where recordings live, for readers (the origin's `/recordings/`, deletion).
+#[derive(Clone)]
+pub struct Store {
+    pub root: PathBuf,
+    pub remote: Option<s3::Remote>,
+    uploader: Option<mpsc::Sender<s3::Msg>>,
+}
+
+impl Store {
+    /// Deletes a recording everywhere. A live one cannot be deleted.
+    pub async fn delete(&self, catalog: &Catalog, id: &str) -> anyhow::Result<bool> {
+        let Some(info) = catalog.get(id) else {
+            return Ok(false);
+        };
+        anyhow::ensure!(
+            info.state != State::Recording,
+            "recording {id} is live: end its broadcast first"
+        );
+        catalog.remove(id);
+        if let Some(up) = &self.uploader {
+            let _ = up.send(s3::Msg::Removed(rec_key(&info))).await;
+        }
+        if let Some(remote) = &self.remote {
+            remote.delete_dir(&info.dir).await?;
+        }
+        match tokio::fs::remove_dir_all(self.root.join(&info.dir)).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(anyhow::Error::new(e).context(format!("deleting recording {id}")))
+            }
+            _ => Ok(true),
+        }
+    }
+}
+
+fn rec_key(info: &Info) -> RecKey {
+    RecKey {
+        seq: info.seq(),
+        dir: info.dir.clone(),
+    }
+}
+
+/// Closes recordings a previous run left open, rebuilds the catalog, starts the uploader (with
+/// object storage) and the writer. On `shutdown` the writer stores what is queued, closes
+/// every open recording and stops; the uploader goes on for a few seconds, and what is left
+/// waits in the spool for the next start.
 pub async fn start(
-    root: PathBuf,
+    settings: RecordSettings,
     metrics: RecordMetrics,
+    ready: Ready,
     tasks: &TaskTracker,
     shutdown: CancellationToken,
-) -> anyhow::Result<Arc<Recorder>> {
-    tokio::fs::create_dir_all(&root)
-        .await
-        .with_context(|| format!("creating the recording directory {}", root.display()))?;
+) -> anyhow::Result<Recording> {
+    let root = settings.path.clone();
     let closed = local::close_unfinished(&root).await?;
     if closed > 0 {
         info!(closed, "closed recordings left open by an earlier run");
     }
-    let (tx, mut rx) = mpsc::channel(QUEUE);
-    let writer_metrics = metrics.clone();
-    tasks.spawn(
-        async move {
-            let mut dir = local::LocalDir::new(root);
-            loop {
-                let job = tokio::select! {
-                    job = rx.recv() => job,
-                    _ = shutdown.cancelled() => rx.try_recv().ok(),
-                };
-                let Some(job) = job else { break };
-                match job {
-                    Job::Segment(path, session, seg) => {
-                        match dir.segment(&path, &session, seg).await {
-                            Ok(bytes) => {
-                                writer_metrics.segment("ok");
-                                writer_metrics.bytes.inc_by(bytes);
-                            }
-                            Err(e) => {
-                                writer_metrics.segment("failed");
-                                warn!(stream = %path, error = format!("{e:#}"), "recording a segment failed");
-                            }
-                        }
+    let catalog = Arc::new(Catalog::default());
+    catalog.scan(&root, settings.s3.is_some()).await?;
+    let (remote, uploader) = match &settings.s3 {
+        Some(s) => {
+            let remote = s3::Remote::new(s)?;
+            let tx = s3::start(
+                remote.clone(),
+                root.clone(),
+                settings.spool_max_bytes,
+                catalog.clone(),
+                metrics.clone(),
+                ready.clone(),
+                tasks,
+                shutdown.clone(),
+            )
+            .await?;
+            (Some(remote), Some(tx))
+        }
+        None => (None, None),
+    };
+    let store = Store {
+        root: root.clone(),
+        remote,
+        uploader: uploader.clone(),
+    };
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let writer = Writer {
+        dir: local::LocalDir::new(root),
+        catalog: catalog.clone(),
+        metrics: metrics.clone(),
+        uploader,
+        ready,
+    };
+    tasks.spawn(writer.run(rx, shutdown).instrument(info_span!("recorder")));
+    let policy = Arc::new(Policy::new(settings));
+    Ok(Recording {
+        recorder: Arc::new(Recorder::new(tx, metrics, policy.clone())),
+        policy,
+        catalog,
+        store,
+    })
+}
+
+/// The task that writes recordings, in order.
+struct Writer {
+    dir: local::LocalDir,
+    catalog: Arc<Catalog>,
+    metrics: RecordMetrics,
+    uploader: Option<mpsc::Sender<s3::Msg>>,
+    ready: Ready,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Job>, shutdown: CancellationToken) {
+        loop {
+            let job = tokio::select! {
+                job = rx.recv() => job,
+                _ = shutdown.cancelled() => rx.try_recv().ok(),
+            };
+            let Some(job) = job else { break };
+            match job {
+                Job::Segment(path, session, seg) => self.segment(path, session, seg).await,
+                Job::Ended(path, session) => match self.dir.ended(&path, &session).await {
+                    Ok(true) => self.ended(&path, &session).await,
+                    Ok(false) => {}
+                    Err(e) => {
+                        self.metrics.failure("write");
+                        warn!(stream = %path, error = format!("{e:#}"), "closing a recording failed");
                     }
-                    Job::Ended(path, session) => {
-                        if let Err(e) = dir.ended(&path, &session).await {
-                            warn!(stream = %path, error = format!("{e:#}"), "closing a recording failed");
-                        }
-                    }
-                }
-            }
-            if let Err(e) = dir.close_all().await {
-                warn!(error = format!("{e:#}"), "closing recordings at shutdown failed");
+                },
             }
         }
-        .instrument(info_span!("recorder")),
-    );
-    Ok(Arc::new(Recorder::new(tx, metrics)))
+        match self.dir.close_all().await {
+            Ok(closed) => {
+                for (path, session) in closed {
+                    self.ended(&path, &session).await;
+                }
+            }
+            Err(e) => {
+                self.metrics.failure("write");
+                warn!(
+                    error = format!("{e:#}"),
+                    "closing recordings at shutdown failed"
+                );
+            }
+        }
+    }
+
+    async fn segment(&mut self, path: StreamPath, session: String, seg: CompletedSegment) {
+        let (duration_s, pdt_ms) = (seg.duration_s, seg.pdt_ms);
+        let first = !self.dir.is_open(&path, &session);
+        let written = match self.dir.segment(&path, &session, seg).await {
+            Ok(w) => w,
+            Err(e) => {
+                self.metrics.segment("failed");
+                self.metrics.failure("write");
+                warn!(stream = %path, error = format!("{e:#}"), "recording a segment failed");
+                return;
+            }
+        };
+        self.metrics.segment("ok");
+        let media: u64 = written
+            .iter()
+            .filter(|w| !w.manifest)
+            .map(|w| w.bytes)
+            .sum();
+        self.metrics.bytes.inc_by(media);
+        if first && let Some(dir) = local::rel_dir(&path, &session) {
+            self.catalog.insert(Info {
+                id: session.clone(),
+                path: path.clone(),
+                dir,
+                started_ms: pdt_ms,
+                duration_s: 0.0,
+                state: State::Recording,
+            });
+        }
+        self.catalog
+            .update(&session, |i| i.duration_s += duration_s);
+        let Some(up) = &self.uploader else { return };
+        let Some(info) = self.catalog.get(&session) else {
+            return;
+        };
+        for w in written {
+            let item = Item {
+                rec: rec_key(&info),
+                file: w.file,
+                bytes: if w.manifest { 0 } else { w.bytes },
+                kind: if w.manifest {
+                    Kind::Manifest
+                } else {
+                    Kind::Media
+                },
+            };
+            let _ = up.send(s3::Msg::Stored(item)).await;
+        }
+    }
+
+    /// A recording's playlist is final: it is complete here, or once uploaded.
+    async fn ended(&mut self, _path: &StreamPath, session: &str) {
+        let Some(info) = self.catalog.get(session) else {
+            return;
+        };
+        match &self.uploader {
+            Some(up) => {
+                self.catalog.update(session, |i| i.state = State::Uploading);
+                let rec = rec_key(&info);
+                let _ = up
+                    .send(s3::Msg::Stored(Item {
+                        rec: rec.clone(),
+                        file: local::PLAYLIST.into(),
+                        bytes: 0,
+                        kind: Kind::Manifest,
+                    }))
+                    .await;
+                let _ = up.send(s3::Msg::Ended(rec)).await;
+            }
+            None => {
+                self.catalog.update(session, |i| i.state = State::Complete);
+                (self.ready)(session);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -195,12 +495,23 @@ mod tests {
         }
     }
 
+    fn always() -> Arc<Policy> {
+        Arc::new(Policy::new(RecordSettings {
+            enabled: true,
+            path: PathBuf::from("/unused"),
+            prefixes: Vec::new(),
+            s3: None,
+            spool_max_bytes: 1 << 30,
+            retention: None,
+        }))
+    }
+
     /// A segment that does not fit in the queue is dropped, never waited for, and the next
     /// one recorded is marked as a discontinuity (the recording skips time there).
     #[tokio::test]
     async fn a_dropped_segment_leaves_a_marked_gap() {
         let (tx, mut rx) = mpsc::channel(1);
-        let rec = Recorder::new(tx, RecordMetrics::default());
+        let rec = Recorder::new(tx, RecordMetrics::default(), always());
         let path = StreamPath {
             user_id: "u".into(),
             stream_id: "s".into(),
