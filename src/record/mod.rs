@@ -254,7 +254,8 @@ pub struct Recording {
 pub struct Store {
     pub root: PathBuf,
     pub remote: Option<s3::Remote>,
-    uploader: Option<mpsc::Sender<s3::Msg>>,
+    /// Weak: the uploader stops once the writer (the one strong sender) is done.
+    uploader: Option<mpsc::WeakSender<s3::Msg>>,
 }
 
 impl Store {
@@ -268,7 +269,7 @@ impl Store {
             "recording {id} is live: end its broadcast first"
         );
         catalog.remove(id);
-        if let Some(up) = &self.uploader {
+        if let Some(up) = self.uploader.as_ref().and_then(mpsc::WeakSender::upgrade) {
             let _ = up.send(s3::Msg::Removed(rec_key(&info))).await;
         }
         if let Some(remote) = &self.remote {
@@ -329,7 +330,7 @@ pub async fn start(
     let store = Store {
         root: root.clone(),
         remote,
-        uploader: uploader.clone(),
+        uploader: uploader.as_ref().map(mpsc::Sender::downgrade),
     };
     let (tx, rx) = mpsc::channel(QUEUE);
     let writer = Writer {

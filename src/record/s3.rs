@@ -78,15 +78,26 @@ impl Remote {
         })
     }
 
+    /// The key of the recording directory `dir` (`{userId}/{streamId}/{id}`, percent-encoded
+    /// as in URLs): its segments decoded, so the bucket's keys are what a URL path names
+    /// (`…/alice%40example.com/…` reaches the key `…/alice@example.com/…` through any CDN).
+    pub fn dir_key(&self, dir: &str) -> Key {
+        let decoded = dir.split('/').map(|p| {
+            percent_encoding::percent_decode_str(p)
+                .decode_utf8_lossy()
+                .into_owned()
+        });
+        let prefix = self
+            .prefix
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .map(String::from);
+        Key::from_iter(prefix.chain(decoded))
+    }
+
     /// The key of `file` in the recording directory `dir`.
     pub fn key(&self, dir: &str, file: &str) -> Key {
-        let full = if self.prefix.is_empty() {
-            format!("{dir}/{file}")
-        } else {
-            format!("{}/{dir}/{file}", self.prefix)
-        };
-        // Path segments are already percent-encoded the way URLs have them: kept as they are.
-        Key::from(full)
+        self.dir_key(dir).child(file)
     }
 
     /// Uploads the local file `local` as `key`: one PUT, or a multipart upload when large.
@@ -124,7 +135,7 @@ impl Remote {
     /// Deletes every object of the recording directory `dir`.
     pub async fn delete_dir(&self, dir: &str) -> anyhow::Result<()> {
         use futures_util::TryStreamExt as _;
-        let prefix = self.key(dir, "");
+        let prefix = self.dir_key(dir);
         let keys: Vec<Key> = self
             .store
             .list(Some(&prefix))

@@ -17,6 +17,7 @@ pub mod cloud;
 pub mod cloudflare;
 pub mod ivs;
 pub mod media;
+pub mod moto;
 pub mod netns;
 pub mod nginx_rtmp;
 pub mod rtmp_script;
