@@ -124,7 +124,7 @@ impl Server {
             metrics.origin.clone(),
         );
         // The cloud may ask for any stream to be recorded, so recording runs with a cloud too.
-        let _recording = if cfg.record.any() || cfg.cloud.is_some() {
+        let recording = if cfg.record.any() || cfg.cloud.is_some() {
             let ready: crate::record::Ready = Arc::new(|_: &str| {});
             let r = crate::record::start(
                 cfg.record.clone(),
@@ -141,7 +141,7 @@ impl Server {
                 catalog: r.catalog.clone(),
             }));
             info!(path = %cfg.record.path.display(), s3 = cfg.record.s3.is_some(), "recording");
-            Some(r)
+            Some(Arc::new(r))
         } else {
             None
         };
@@ -293,6 +293,7 @@ impl Server {
             public_url,
             deliveries: deliveries.clone(),
             allowed_hosts: cfg.restream_allowed_hosts.clone(),
+            recordings: recording.clone(),
         });
         info!("admin listening on {admin_addr}");
         let admin_task = tokio::spawn(crate::admin::serve(admin, admin_state, shutdown.clone()));

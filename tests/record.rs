@@ -38,6 +38,7 @@ async fn a_broadcast_with_a_reconnect_is_one_recording_that_decodes() {
         ("GLASSCAST_RECORD_ENABLED", "true"),
         ("GLASSCAST_RECORD_PATH", root.to_str().unwrap()),
         ("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "5000"),
+        ("GLASSCAST_ADMIN_TOKEN", "rec-token"),
     ])
     .await;
     let url = rtmp_url(&server, "live/rec%40example.com/s");
@@ -119,6 +120,44 @@ async fn a_broadcast_with_a_reconnect_is_one_recording_that_decodes() {
     assert!(errors.trim().is_empty(), "{errors}");
     within_2pct("video frames of download.mp4", v, 2 * src.video_frames());
     within_2pct("audio frames of download.mp4", a, 2 * src.audio_frames());
+    // The management API knows it, and deletes it everywhere.
+    let auth = [("authorization", "Bearer rec-token")];
+    let (status, list) = request_json(
+        "GET",
+        &admin_url(&server, "v1/recordings?userId=rec%40example.com"),
+        &auth,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    let recs = list["recordings"].as_array().unwrap();
+    assert_eq!(recs.len(), 1, "{list}");
+    let r = &recs[0];
+    assert_eq!(r["recordingId"], id);
+    assert_eq!(r["userId"], "rec@example.com");
+    assert_eq!(r["streamId"], "s");
+    assert_eq!(r["state"], "complete");
+    assert_eq!(r["hlsUrl"].as_str().unwrap(), format!("{base}/index.m3u8"));
+    assert_eq!(
+        r["mp4Url"].as_str().unwrap(),
+        format!("{base}/download.mp4")
+    );
+    let d = r["durationS"].as_f64().unwrap();
+    assert!((d - 2.0 * src.seconds).abs() < 2.0, "duration {d}");
+    let (status, other) = request_json(
+        "GET",
+        &admin_url(&server, "v1/recordings?streamId=other"),
+        &auth,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, other["recordings"].as_array().unwrap().len()),
+        (200, 0)
+    );
+    let one = admin_url(&server, &format!("v1/recordings/{id}"));
+    let (status, got) = request_json("GET", &one, &auth, None).await;
+    assert_eq!((status, &got), (200, r));
     for missing in ["nope/index.m3u8", "../index.m3u8"] {
         let (status, _, _) = get(&format!("{base}/../{missing}")).await;
         assert_eq!(status, 404, "{missing}");
@@ -135,7 +174,151 @@ async fn a_broadcast_with_a_reconnect_is_one_recording_that_decodes() {
         "{metrics}"
     );
     assert!(!metrics.contains(r#"result="dropped""#), "{metrics}");
+    let (status, _) = request("DELETE", &one, &auth, None).await;
+    assert_eq!(status, 204);
+    assert!(
+        !open[0].parent().unwrap().exists(),
+        "deleted from the directory"
+    );
+    let (status, body) = request_json("GET", &one, &auth, None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("RECORDING_NOT_FOUND"))
+    );
+    let (status, _, _) = get(&format!("{base}/index.m3u8")).await;
+    assert_eq!(status, 404);
     server.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A recording as an earlier run would have left it: `segments` two-second segments from
+/// `started_ms`, ended or not.
+fn plant(root: &Path, dir: &str, started_ms: i64, segments: u64, ended: bool) -> PathBuf {
+    let d = root.join(dir);
+    std::fs::create_dir_all(&d).unwrap();
+    let mut text = String::from(
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:EVENT\n\
+         #EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"x-init1.mp4\"\n",
+    );
+    for i in 0..segments {
+        let pdt = humantime::format_rfc3339_millis(
+            std::time::UNIX_EPOCH + Duration::from_millis((started_ms + i as i64 * 2000) as u64),
+        );
+        text.push_str(&format!(
+            "#EXT-X-PROGRAM-DATE-TIME:{pdt}\n#EXTINF:2.00000,\nx-s{i}.m4s\n"
+        ));
+        std::fs::write(d.join(format!("x-s{i}.m4s")), b"media").unwrap();
+    }
+    if ended {
+        text = text.replace("EVENT", "VOD") + "#EXT-X-ENDLIST\n";
+    }
+    std::fs::write(d.join("index.m3u8"), text).unwrap();
+    d
+}
+
+/// `record.retention_days`: recordings that ended longer ago are deleted (at start, then
+/// periodically); newer ones stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_only_old_recordings() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("recordings");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let day = 86_400_000;
+    let old = plant(&root, "u/s/1", now - 10 * day, 3, true);
+    // Left open by a crash 9 days ago: closed at start, then expired too.
+    let crashed = plant(&root, "u/s/2", now - 9 * day, 2, false);
+    let recent = plant(&root, "u/s/3", now - 6 * day, 3, true);
+    let other = plant(&root, "v%40x.com/t/4", now - day, 1, true);
+    let server = start(&[
+        ("GLASSCAST_RECORD_ENABLED", "true"),
+        ("GLASSCAST_RECORD_PATH", root.to_str().unwrap()),
+        ("GLASSCAST_RECORD_RETENTION_DAYS", "7"),
+    ])
+    .await;
+    eventually(
+        "old recordings deleted",
+        Duration::from_secs(10),
+        || async { (!old.exists() && !crashed.exists()).then_some(()) },
+    )
+    .await;
+    assert!(recent.join("x-s2.m4s").exists());
+    assert!(other.join("index.m3u8").exists());
+    let (status, list) = request_json("GET", &admin_url(&server, "v1/recordings"), &[], None).await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = list["recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["recordingId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["3", "4"], "{list}");
+    assert_eq!(list["recordings"][1]["userId"], "v@x.com");
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+/// The relay killed with SIGKILL mid-broadcast: the next start closes the recording, which
+/// plays up to at most one segment before the kill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_survives_a_crash() {
+    require("ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("recordings");
+    let env = [
+        ("GLASSCAST_RECORD_ENABLED", "true"),
+        ("GLASSCAST_RECORD_PATH", root.to_str().unwrap()),
+    ];
+    let mut relay = Binary::start(&[], &env).await;
+    let url = format!("rtmp://{}/live/crash/s", relay.rtmp);
+    let mut ffmpeg = publish(&Source::normal(30.0), &url);
+    let live = format!("http://{}/live/crash/s/media.m3u8", relay.http);
+    // Wait for four complete segments, then kill the relay at once.
+    let segments_at_kill = eventually("four segments", Duration::from_secs(30), || async {
+        let (status, text) = get_text(&live).await;
+        let n = parse_live(&text).complete_segments;
+        (status == 200 && n >= 4).then_some(n)
+    })
+    .await;
+    relay.child.kill().await.unwrap();
+    let _ = ffmpeg.kill().await;
+    let rec_dir = playlists(&root)[0].parent().unwrap().to_path_buf();
+    let before = std::fs::read_to_string(rec_dir.join("index.m3u8")).unwrap();
+    assert!(!before.contains("#EXT-X-ENDLIST"), "{before}");
+
+    let relay = Binary::start(&[], &env).await;
+    let text = std::fs::read_to_string(rec_dir.join("index.m3u8")).unwrap();
+    assert!(text.contains("#EXT-X-ENDLIST"), "closed at start: {text}");
+    assert!(text.contains("#EXT-X-PLAYLIST-TYPE:VOD"), "{text}");
+    let recorded = text.lines().filter(|l| l.ends_with(".m4s")).count() as u64;
+    assert!(
+        recorded + 1 >= segments_at_kill,
+        "the recording lists {recorded} segments; the live playlist had {segments_at_kill} at the kill"
+    );
+    let id = rec_dir.file_name().unwrap().to_str().unwrap();
+    let (status, list) = request_json(
+        "GET",
+        &format!("http://{}/v1/recordings", relay.admin),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(list["recordings"][0]["recordingId"], id);
+    assert_eq!(list["recordings"][0]["state"], "complete");
+    let (v, _, errors) = decode(&format!(
+        "http://{}/recordings/crash/s/{id}/index.m3u8",
+        relay.http
+    ))
+    .await;
+    assert!(errors.trim().is_empty(), "{errors}");
+    // Two-second segments at 30 fps.
+    assert!(
+        v + 60 >= recorded * 60 && v <= recorded * 60 + 60,
+        "{v} frames for {recorded} segments"
+    );
+    let (code, _) = relay.stop().await;
+    assert_eq!(code, Some(0));
 }
 
 /// Frames of the first stream of `kind` (`v`, `a`) as ffprobe counts them by decoding.

@@ -20,6 +20,12 @@ async fn the_api_matches_its_openapi_document() {
             "GLASSCAST_AUTH_KEYS_FILE",
             dir.path().join("keys.json").to_str().unwrap(),
         ),
+        // The stream is recorded, so `/v1/recordings` has a (live) recording to show.
+        ("GLASSCAST_RECORD_ENABLED", "true"),
+        (
+            "GLASSCAST_RECORD_PATH",
+            dir.path().join("recordings").to_str().unwrap(),
+        ),
     ])
     .await;
     // The document's examples name this stream, so the examples phase reaches real data.
@@ -38,6 +44,21 @@ async fn the_api_matches_its_openapi_document() {
         .await;
         (s == 200).then_some(())
     })
+    .await;
+    eventually(
+        "the stream is recorded",
+        Duration::from_secs(20),
+        || async {
+            let (s, body) = request(
+                "GET",
+                &admin_url(&server, "v1/recordings"),
+                &[("authorization", "Bearer schemathesis-token")],
+                None,
+            )
+            .await;
+            (s == 200 && body.contains("\"state\":\"recording\"")).then_some(())
+        },
+    )
     .await;
     let out = tokio::process::Command::new("schemathesis")
         .current_dir(dir.path())
@@ -71,7 +92,7 @@ async fn the_api_matches_its_openapi_document() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        report.contains("Tested: 9"),
+        report.contains("Tested: 12"),
         "not every operation was tested:\n{report}"
     );
     let _ = publisher.kill().await;

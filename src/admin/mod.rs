@@ -6,6 +6,7 @@
 mod error;
 mod keys;
 mod outputs;
+mod recordings;
 mod streams;
 
 use std::net::SocketAddr;
@@ -47,6 +48,8 @@ pub struct AdminState {
     pub public_url: String,
     /// Each stream's delivery (mode, platform URLs).
     pub deliveries: Arc<crate::managed::shell::Deliveries>,
+    /// The recordings (when recording runs).
+    pub recordings: Option<Arc<crate::record::Recording>>,
     /// Hosts apps may add outputs to (`.example.com` matches subdomains); empty = any.
     pub allowed_hosts: Vec<String>,
 }
@@ -71,6 +74,11 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/{key_id}", delete(keys::revoke))
+        .route("/recordings", get(recordings::list))
+        .route(
+            "/recordings/{recording_id}",
+            get(recordings::get_one).delete(recordings::delete),
+        )
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such API endpoint")
         })
@@ -178,6 +186,7 @@ mod tests {
             loopback,
             public_url: "http://127.0.0.1:8888".into(),
             allowed_hosts: vec![],
+            recordings: None,
         })
     }
 

@@ -51,7 +51,25 @@ pub struct Info {
     pub state: State,
 }
 
+/// A recording's playback URLs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Urls {
+    pub hls: String,
+    pub dash: String,
+    pub mp4: String,
+}
+
 impl Info {
+    /// Its URLs on the origin at `public_url` (no trailing slash).
+    pub fn urls(&self, public_url: &str) -> Urls {
+        let base = format!("{public_url}/recordings/{}", self.dir);
+        Urls {
+            hls: format!("{base}/index.m3u8"),
+            dash: format!("{base}/index.mpd"),
+            mp4: format!("{base}/{}", super::serve::DOWNLOAD),
+        }
+    }
+
     /// The recording's order among recordings: its session id is a counter seeded from the
     /// clock, so it grows with time.
     pub fn seq(&self) -> u64 {

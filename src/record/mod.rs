@@ -12,6 +12,7 @@
 
 pub mod catalog;
 pub mod local;
+pub mod retention;
 pub mod s3;
 pub mod serve;
 pub mod spool;
@@ -332,6 +333,15 @@ pub async fn start(
         remote,
         uploader: uploader.as_ref().map(mpsc::Sender::downgrade),
     };
+    if let Some(keep) = settings.retention {
+        tasks.spawn(retention::run(
+            catalog.clone(),
+            store.clone(),
+            keep,
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
     let (tx, rx) = mpsc::channel(QUEUE);
     let writer = Writer {
         dir: local::LocalDir::new(root),

@@ -18,7 +18,7 @@ pub struct Moto {
 
 impl Moto {
     pub async fn start() -> Self {
-        require_any("moto_server", "--version");
+        require_any("moto_server", "-h");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
