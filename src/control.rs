@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use origin::packager::Origin;
 use relay::cloud::client::{
-    CloudClient, CloudConfig, CloudError, HlsReady, OutputStatus, StreamDirectives, StreamStatus,
+    CloudClient, CloudConfig, CloudError, HlsReady, OutputStatus, RecordingReady, RecordingReport,
+    StreamDirectives, StreamStatus,
 };
 use relay::cloud::outbox::{Event, Outbox, OutboxConfig};
 use relay::registry::{Registry, Stream};
@@ -30,6 +31,8 @@ pub struct ControlConfig {
     pub poll_interval: Duration,
     pub heartbeat: Duration,
     pub outbox: OutboxConfig,
+    /// Base of playback URLs (no trailing slash), for recordings' URLs.
+    pub public_url: String,
 }
 
 /// Starts a control task for every new stream.
@@ -40,10 +43,29 @@ pub fn attach(
     deliveries: Arc<Deliveries>,
     cfg: ControlConfig,
     metrics: relay::cloud::client::CloudMetrics,
+    recording: Option<Recordings>,
     tasks: TaskTracker,
 ) {
     let client = CloudClient::new(cfg.cloud.clone()).with_metrics(metrics);
     let cfg = Arc::new(cfg);
+    if let Some(r) = &recording {
+        let (client, cfg, tasks2) = (client.clone(), cfg.clone(), tasks.clone());
+        let ready = r.ready.clone();
+        tasks.spawn(async move {
+            let mut ready = ready.lock().await;
+            while let Some(info) = ready.recv().await {
+                let body = RecordingReady {
+                    user_id: info.path.user_id.clone(),
+                    stream_id: info.path.stream_id.clone(),
+                    recording: report(&info, &cfg.public_url),
+                };
+                let span =
+                    info_span!(parent: None, "cloud", stream = %info.path, recording = %info.id);
+                tasks2.spawn(send_recording_ready(client.clone(), body).instrument(span));
+            }
+        });
+    }
+    let recording = recording.map(|r| r.recording);
     registry.on_new_stream(move |stream| {
         let span = info_span!(parent: None, "cloud", stream = %stream.path);
         tasks.spawn(
@@ -52,6 +74,7 @@ pub fn attach(
                 origin.clone(),
                 restreamer.clone(),
                 deliveries.clone(),
+                recording.clone(),
                 client.clone(),
                 cfg.clone(),
             )
@@ -60,12 +83,54 @@ pub fn attach(
     });
 }
 
+/// Recording, as the control plane sees it: the recordings, for `stopped` reports and the
+/// cloud's `record` word, and the recordings that are safely stored (`recording-ready`).
+pub struct Recordings {
+    pub recording: Arc<crate::record::Recording>,
+    pub ready:
+        Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<crate::record::catalog::Info>>>,
+}
+
+fn report(info: &crate::record::catalog::Info, public_url: &str) -> RecordingReport {
+    let urls = info.urls(public_url);
+    RecordingReport {
+        recording_id: info.id.clone(),
+        hls_url: urls.hls,
+        dash_url: urls.dash,
+        mp4_url: urls.mp4,
+        duration_s: (info.duration_s * 1000.0).round() / 1000.0,
+    }
+}
+
+/// Tells the cloud a recording is safely stored; retried with backoff (up to a minute
+/// apart) for an hour while the cloud is unreachable or failing.
+async fn send_recording_ready(client: CloudClient, body: RecordingReady) {
+    let give_up = Instant::now() + Duration::from_secs(3600);
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match client.post("/api/rtmp-relay/recording-ready", &body).await {
+            Ok(()) => return,
+            Err(e) if e.is_retryable() && Instant::now() + delay < give_up => {
+                warn!(error = %e, retry_in_s = delay.as_secs(), "recording-ready failed, will retry");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(60));
+            }
+            Err(e) => {
+                warn!(error = %e, "the cloud was not told the recording is ready");
+                return;
+            }
+        }
+    }
+}
+
 /// What a status report is made of.
 struct Sources<'a> {
     stream: &'a Stream,
     restreamer: &'a Restreamer,
     origin: &'a Origin,
     deliveries: &'a Deliveries,
+    recording: Option<&'a crate::record::Recording>,
+    public_url: &'a str,
     /// The delivery as last seen: its task may be gone by the `stopped` report.
     last_delivery: Option<crate::managed::shell::DeliveryView>,
 }
@@ -103,7 +168,15 @@ impl Sources<'_> {
         {
             a.status = "stopped".into();
         }
+        // The broadcast's recording: its id is the publishing session's name.
+        let recording = (word == "stopped")
+            .then_some(self.recording)
+            .flatten()
+            .and_then(|r| r.catalog.get(&format!("{:x}", self.stream.session_id)))
+            .filter(|i| i.path == *path)
+            .map(|i| report(&i, self.public_url));
         StreamStatus {
+            recording,
             user_id: path.user_id.clone(),
             stream_id: path.stream_id.clone(),
             status,
@@ -152,6 +225,7 @@ async fn run(
     origin: Arc<Origin>,
     restreamer: Arc<Restreamer>,
     deliveries: Arc<Deliveries>,
+    recording: Option<Arc<crate::record::Recording>>,
     client: CloudClient,
     cfg: Arc<ControlConfig>,
 ) {
@@ -160,6 +234,8 @@ async fn run(
         restreamer: &restreamer,
         origin: &origin,
         deliveries: &deliveries,
+        recording: recording.as_deref(),
+        public_url: &cfg.public_url,
         last_delivery: None,
     };
     let mut ready: Option<HlsReady> = None;
@@ -223,7 +299,12 @@ async fn run(
             r = async { destinations.as_mut().expect("guarded").await }, if destinations.is_some() => {
                 destinations = None;
                 match r {
-                    Ok(Ok(d)) => deliveries.handle_directives(&stream, d),
+                    Ok(Ok(d)) => {
+                        if let Some(r) = &recording {
+                            r.policy.handle_cloud(&stream.path, d.record);
+                        }
+                        deliveries.handle_directives(&stream, d);
+                    }
                     // Keep the current destinations: a flaky cloud must not stop restreams.
                     Ok(Err(e)) => {
                         warn!(error = %e, "could not fetch restream destinations");

@@ -68,6 +68,8 @@ fn attach_control(
     deliveries: &Arc<crate::managed::shell::Deliveries>,
     tasks: &TaskTracker,
     cloud_metrics: &relay::cloud::client::CloudMetrics,
+    public_url: &str,
+    recording: Option<crate::control::Recordings>,
 ) {
     info!(cloud = %cloud.url, "reporting to the cloud");
     crate::control::attach(
@@ -88,8 +90,10 @@ fn attach_control(
                 max_age: cloud.max_backlog,
                 ..Default::default()
             },
+            public_url: public_url.to_string(),
         },
         cloud_metrics.clone(),
+        recording,
         tasks.clone(),
     );
 }
@@ -124,8 +128,12 @@ impl Server {
             metrics.origin.clone(),
         );
         // The cloud may ask for any stream to be recorded, so recording runs with a cloud too.
+        // Recordings safely stored, for the cloud (`recording-ready`), when there is one.
+        let (ready_tx, ready_rx) = tokio::sync::mpsc::unbounded_channel();
         let recording = if cfg.record.any() || cfg.cloud.is_some() {
-            let ready: crate::record::Ready = Arc::new(|_: &str| {});
+            let ready: crate::record::Ready = Arc::new(move |info| {
+                let _ = ready_tx.send(info);
+            });
             let r = crate::record::start(
                 cfg.record.clone(),
                 metrics.record.clone(),
@@ -205,6 +213,13 @@ impl Server {
                 &deliveries,
                 &tasks,
                 &metrics.cloud,
+                &public_url,
+                recording
+                    .clone()
+                    .map(|recording| crate::control::Recordings {
+                        recording,
+                        ready: Arc::new(tokio::sync::Mutex::new(ready_rx)),
+                    }),
             );
         }
         let http_tls = match &cfg.http_tls {

@@ -349,3 +349,124 @@ async fn probe_frames(file: &str, kind: &str) -> u64 {
         .parse()
         .unwrap_or_else(|_| panic!("ffprobe said {text:?}"))
 }
+
+/// The cloud decides per stream (`"record"` in its destinations answer, over the
+/// configuration), hears of the recording on the `stopped` report, and gets `recording-ready`
+/// once its last segment is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cloud_chooses_and_hears_of_recordings() {
+    let (cloud, cloud_url) = common::cloud::FakeCloud::start().await;
+    cloud
+        .directives
+        .lock()
+        .unwrap()
+        .insert("record".into(), serde_json::Value::Bool(true));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("recordings");
+    let server = start(&[
+        // Recording is off, except where the prefix rule says otherwise.
+        ("GLASSCAST_RECORD_PATH", root.to_str().unwrap()),
+        ("GLASSCAST_RECORD_PREFIXES", "live/ruled/ -> on"),
+        ("GLASSCAST_CLOUD_URL", &cloud_url),
+        ("GLASSCAST_CLOUD_POLL_INTERVAL_MS", "300"),
+        ("GLASSCAST_CLOUD_HEARTBEAT_MS", "1000"),
+        ("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "500"),
+    ])
+    .await;
+    // The cloud says record: recorded although the configuration does not.
+    let src = Source::normal(5.0);
+    assert!(
+        publish(&src, &rtmp_url(&server, "live/asked/s"))
+            .wait()
+            .await
+            .unwrap()
+            .success()
+    );
+    let ready = eventually("recording-ready", Duration::from_secs(20), || async {
+        cloud.posts("/api/rtmp-relay/recording-ready").pop()
+    })
+    .await
+    .1;
+    assert_eq!(ready["userId"], "asked");
+    assert_eq!(ready["streamId"], "s");
+    let id = ready["recordingId"].as_str().unwrap().to_string();
+    let base = http_url(&server, &format!("recordings/asked/s/{id}"));
+    assert_eq!(
+        ready["hlsUrl"].as_str().unwrap(),
+        format!("{base}/index.m3u8")
+    );
+    assert_eq!(
+        ready["dashUrl"].as_str().unwrap(),
+        format!("{base}/index.mpd")
+    );
+    assert_eq!(
+        ready["mp4Url"].as_str().unwrap(),
+        format!("{base}/download.mp4")
+    );
+    let d = ready["durationS"].as_f64().unwrap();
+    assert!((d - src.seconds).abs() < 2.5, "durationS {d}");
+    assert!(root.join("asked/s").join(&id).join("index.m3u8").exists());
+    let stopped = eventually("the stopped report", Duration::from_secs(10), || async {
+        cloud
+            .posts("/api/rtmp-relay/stream-status")
+            .into_iter()
+            .map(|(_, b)| b)
+            .find(|b| b["status"] == "stopped" && b["userId"] == "asked")
+    })
+    .await;
+    assert_eq!(
+        stopped["recording"]["recordingId"],
+        id.as_str(),
+        "{stopped}"
+    );
+    assert_eq!(stopped["recording"]["mp4Url"], ready["mp4Url"]);
+    let (status, _, _) = get(ready["hlsUrl"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+
+    // The cloud says no: not recorded although the prefix rule says so.
+    cloud
+        .directives
+        .lock()
+        .unwrap()
+        .insert("record".into(), serde_json::Value::Bool(false));
+    assert!(
+        publish(&src, &rtmp_url(&server, "live/ruled/s"))
+            .wait()
+            .await
+            .unwrap()
+            .success()
+    );
+    let stopped = eventually("the stopped report", Duration::from_secs(10), || async {
+        cloud
+            .posts("/api/rtmp-relay/stream-status")
+            .into_iter()
+            .map(|(_, b)| b)
+            .find(|b| b["status"] == "stopped" && b["userId"] == "ruled")
+    })
+    .await;
+    assert!(stopped.get("recording").is_none(), "{stopped}");
+    assert!(!root.join("ruled").exists());
+
+    // The cloud leaves it to the configuration: the prefix rule records it.
+    cloud.directives.lock().unwrap().remove("record");
+    assert!(
+        publish(&src, &rtmp_url(&server, "live/ruled/t"))
+            .wait()
+            .await
+            .unwrap()
+            .success()
+    );
+    eventually(
+        "the ruled recording is ready",
+        Duration::from_secs(20),
+        || async {
+            cloud
+                .posts("/api/rtmp-relay/recording-ready")
+                .into_iter()
+                .find(|(_, b)| b["userId"] == "ruled" && b["streamId"] == "t")
+        },
+    )
+    .await;
+    assert_eq!(cloud.posts("/api/rtmp-relay/recording-ready").len(), 2);
+    server.shutdown(Duration::from_secs(5)).await;
+}

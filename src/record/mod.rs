@@ -42,8 +42,8 @@ use spool::{Item, Kind, RecKey};
 /// disk can take.
 const QUEUE: usize = 64;
 
-/// Told the id of each recording whose last file is safely stored.
-pub type Ready = Arc<dyn Fn(&str) + Send + Sync>;
+/// Told of each recording whose last file is safely stored.
+pub type Ready = Arc<dyn Fn(Info) + Send + Sync>;
 
 /// The recording metrics.
 #[derive(Clone)]
@@ -476,7 +476,9 @@ impl Writer {
             }
             None => {
                 self.catalog.update(session, |i| i.state = State::Complete);
-                (self.ready)(session);
+                if let Some(info) = self.catalog.get(session) {
+                    (self.ready)(info);
+                }
             }
         }
     }

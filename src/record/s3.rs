@@ -383,7 +383,9 @@ impl Uploader {
                     }
                     let id = rec.dir.rsplit('/').next().unwrap_or_default().to_string();
                     self.catalog.update(&id, |i| i.state = State::Complete);
-                    (self.ready)(&id);
+                    if let Some(info) = self.catalog.get(&id) {
+                        (self.ready)(info);
+                    }
                 }
                 Event::GivenUp(rec, items) => {
                     self.metrics.failure("spool_full");

@@ -91,8 +91,30 @@ impl OutputStatus {
     }
 }
 
+/// A recording's URLs and length: `recording` on a `stopped` report, and the body of
+/// `POST /api/rtmp-relay/recording-ready` (with the stream's ids).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingReport {
+    pub recording_id: String,
+    pub hls_url: String,
+    pub dash_url: String,
+    pub mp4_url: String,
+    pub duration_s: f64,
+}
+
+/// `POST /api/rtmp-relay/recording-ready`: the recording's last segment is safely stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingReady {
+    pub user_id: String,
+    pub stream_id: String,
+    #[serde(flatten)]
+    pub recording: RecordingReport,
+}
+
 /// `POST /api/rtmp-relay/stream-status`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamStatus {
     pub user_id: String,
@@ -110,6 +132,9 @@ pub struct StreamStatus {
     /// own origin, a platform error).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub delivery: Option<DeliveryReport>,
+    /// The broadcast's recording, on the `stopped` report when it was recorded.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub recording: Option<RecordingReport>,
 }
 
 /// `alternate` in a status report: the platform side of an A/B delivery.
