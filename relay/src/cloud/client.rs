@@ -417,6 +417,7 @@ mod tests {
             outputs: vec![o],
             alternate: None,
             delivery: None,
+            recording: None,
         })
         .unwrap();
         for k in [
@@ -425,6 +426,7 @@ mod tests {
             assert!(v.get(k).is_some(), "{k}");
         }
         assert!(v.get("alternate").is_none(), "optional fields are left out");
+        assert!(v.get("recording").is_none(), "optional fields are left out");
         assert_eq!(
             v["outputs"][0]["url"],
             "rtmp://a.rtmp.youtube.com:1935/live2/***"
