@@ -35,17 +35,28 @@ pub struct ControlConfig {
     pub public_url: String,
 }
 
+/// What the control tasks read from and act on.
+pub struct Parts {
+    pub origin: Arc<Origin>,
+    pub restreamer: Arc<Restreamer>,
+    pub deliveries: Arc<Deliveries>,
+    pub recording: Option<Recordings>,
+}
+
 /// Starts a control task for every new stream.
 pub fn attach(
     registry: &Registry,
-    origin: Arc<Origin>,
-    restreamer: Arc<Restreamer>,
-    deliveries: Arc<Deliveries>,
+    parts: Parts,
     cfg: ControlConfig,
     metrics: relay::cloud::client::CloudMetrics,
-    recording: Option<Recordings>,
     tasks: TaskTracker,
 ) {
+    let Parts {
+        origin,
+        restreamer,
+        deliveries,
+        recording,
+    } = parts;
     let client = CloudClient::new(cfg.cloud.clone()).with_metrics(metrics);
     let cfg = Arc::new(cfg);
     if let Some(r) = &recording {

@@ -63,20 +63,15 @@ fn tls_acceptor(files: &TlsFiles, alpn: &[&[u8]]) -> anyhow::Result<TlsAcceptor>
 fn attach_control(
     cloud: &crate::config::CloudSettings,
     registry: &Registry,
-    origin: &Arc<Origin>,
-    restreamer: &Arc<Restreamer>,
-    deliveries: &Arc<crate::managed::shell::Deliveries>,
+    parts: crate::control::Parts,
     tasks: &TaskTracker,
     cloud_metrics: &relay::cloud::client::CloudMetrics,
     public_url: &str,
-    recording: Option<crate::control::Recordings>,
 ) {
     info!(cloud = %cloud.url, "reporting to the cloud");
     crate::control::attach(
         registry,
-        origin.clone(),
-        restreamer.clone(),
-        deliveries.clone(),
+        parts,
         crate::control::ControlConfig {
             cloud: relay::cloud::client::CloudConfig {
                 url: cloud.url.clone(),
@@ -93,7 +88,6 @@ fn attach_control(
             public_url: public_url.to_string(),
         },
         cloud_metrics.clone(),
-        recording,
         tasks.clone(),
     );
 }
@@ -205,22 +199,18 @@ impl Server {
         );
         deliveries.attach(&registry);
         if let Some(cloud) = &cfg.cloud {
-            attach_control(
-                cloud,
-                &registry,
-                &origin,
-                &restreamer,
-                &deliveries,
-                &tasks,
-                &metrics.cloud,
-                &public_url,
-                recording
+            let parts = crate::control::Parts {
+                origin: origin.clone(),
+                restreamer: restreamer.clone(),
+                deliveries: deliveries.clone(),
+                recording: recording
                     .clone()
                     .map(|recording| crate::control::Recordings {
                         recording,
                         ready: Arc::new(tokio::sync::Mutex::new(ready_rx)),
                     }),
-            );
+            };
+            attach_control(cloud, &registry, parts, &tasks, &metrics.cloud, &public_url);
         }
         let http_tls = match &cfg.http_tls {
             Some(files) => Some(tls_acceptor(files, &[b"h2", b"http/1.1"])?),
