@@ -101,6 +101,30 @@ async fn a_broadcast_with_a_reconnect_is_one_recording_that_decodes() {
     assert!(errors.trim().is_empty(), "{errors}");
     within_2pct("video frames via the origin", v, 2 * src.video_frames());
     within_2pct("audio frames via the origin", a, 2 * src.audio_frames());
+    // The static DASH manifest, over per-track views of the same segments.
+    let (status, headers, mpd) = get(&format!("{base}/index.mpd")).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers[hyper::header::CONTENT_TYPE], "application/dash+xml");
+    let mpd = String::from_utf8_lossy(&mpd);
+    assert!(mpd.contains(r#"type="static""#), "{mpd}");
+    assert_eq!(
+        mpd.matches("<Period ").count(),
+        2,
+        "one period per publisher: {mpd}"
+    );
+    // ffmpeg's DASH demuxer reads the first Period only: the first publisher's frames.
+    let (v, a, errors) = decode(&format!("{base}/index.mpd")).await;
+    assert!(errors.trim().is_empty(), "{errors}");
+    within_2pct(
+        "video frames via DASH (first period)",
+        v,
+        src.video_frames(),
+    );
+    within_2pct(
+        "audio frames via DASH (first period)",
+        a,
+        src.audio_frames(),
+    );
     let (status, headers, mp4) = get(&format!("{base}/download.mp4")).await;
     assert_eq!(status, 200);
     assert_eq!(headers[hyper::header::CONTENT_TYPE], "video/mp4");
@@ -158,6 +182,37 @@ async fn a_broadcast_with_a_reconnect_is_one_recording_that_decodes() {
     let one = admin_url(&server, &format!("v1/recordings/{id}"));
     let (status, got) = request_json("GET", &one, &auth, None).await;
     assert_eq!((status, &got), (200, r));
+    // Real players in Chromium play it to the end: the MP4 as a plain <video src>, the VOD
+    // playlist in hls.js, the static MPD (both periods) in dash.js.
+    for (player, file) in [
+        ("mp4", "download.mp4"),
+        ("hlsjs", "index.m3u8"),
+        ("dashjs", "index.mpd"),
+    ] {
+        let r = node_script("vod.mjs", &[player.into(), format!("{base}/{file}")]).await;
+        eprintln!("{player}: {r}");
+        assert_eq!(
+            r["errors"].as_array().map(Vec::len),
+            Some(0),
+            "{player}: {r}"
+        );
+        assert_eq!(
+            r["pageErrors"].as_array().map(Vec::len),
+            Some(0),
+            "{player}: {r}"
+        );
+        assert_eq!(r["ended"], true, "{player} did not play to the end: {r}");
+        let duration = r["duration"].as_f64().unwrap_or(0.0);
+        assert!(
+            (duration - 2.0 * src.seconds).abs() < 2.0,
+            "{player}: duration {duration}: {r}"
+        );
+        let frames = r["frames"].as_u64().unwrap_or(0);
+        assert!(
+            frames as f64 > 0.8 * (2 * src.video_frames()) as f64,
+            "{player}: {frames} frames: {r}"
+        );
+    }
     for missing in ["nope/index.m3u8", "../index.m3u8"] {
         let (status, _, _) = get(&format!("{base}/../{missing}")).await;
         assert_eq!(status, 404, "{missing}");

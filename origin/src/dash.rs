@@ -19,7 +19,8 @@ use crate::cmaf::TrackSet;
 use crate::naming::TrackKind;
 use crate::playlist::{Playlist, SegmentEntry, format_pdt};
 
-fn duration_iso(secs: f64) -> String {
+/// An `xs:duration` of `secs` seconds.
+pub fn duration_iso(secs: f64) -> String {
     format!("PT{secs:.3}S")
 }
 
@@ -241,14 +242,16 @@ pub fn render_mpd(
     out
 }
 
-fn xml_escape(s: &str) -> String {
+/// `s` escaped for an XML attribute.
+pub fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('"', "&quot;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }
 
-fn video_attrs(width: u32, height: u32, fps: Option<f64>) -> String {
+/// A video Representation's attributes: size and, when known, frame rate.
+pub fn video_attrs(width: u32, height: u32, fps: Option<f64>) -> String {
     let mut s = format!(r#" width="{width}" height="{height}""#);
     if let Some(f) = fps {
         let _ = write!(s, r#" frameRate="{}/1000""#, (f * 1000.0).round() as u64);
@@ -256,26 +259,28 @@ fn video_attrs(width: u32, height: u32, fps: Option<f64>) -> String {
     s
 }
 
-/// One AdaptationSet with a single Representation and a SegmentTimeline.
-struct AdaptationSet {
-    id: u32,
-    mime: &'static str,
-    codecs: String,
-    bandwidth: u64,
+/// One AdaptationSet with a single Representation and a SegmentTimeline (the live MPD's and a
+/// recording's).
+pub struct AdaptationSet {
+    pub id: u32,
+    pub mime: &'static str,
+    pub codecs: String,
+    pub bandwidth: u64,
     /// Extra Representation attributes, each with a leading space.
-    extra: String,
-    timescale: u32,
-    pto: u64,
-    init: String,
-    media: String,
+    pub extra: String,
+    pub timescale: u32,
+    pub pto: u64,
+    pub init: String,
+    pub media: String,
     /// (start, duration) of each segment, in `timescale` units, numbered from the period's first msn.
-    timeline: Vec<(u64, u64)>,
+    pub timeline: Vec<(u64, u64)>,
     /// Low latency: how many seconds before its end a segment may be requested.
-    ato: Option<f64>,
+    pub ato: Option<f64>,
 }
 
 impl AdaptationSet {
-    fn write(&self, out: &mut String, start_number: u64) {
+    /// Appends it to `out`; its segments are numbered from `start_number`.
+    pub fn write(&self, out: &mut String, start_number: u64) {
         let _ = writeln!(
             out,
             r#"    <AdaptationSet id="{}" mimeType="{}" segmentAlignment="true" startWithSAP="1">"#,

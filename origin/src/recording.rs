@@ -28,6 +28,22 @@ pub struct CompletedSegment {
     pub pdt_ms: i64,
     /// Its bytes: the concatenation of these.
     pub chunks: Vec<Bytes>,
+    /// Its timing on the tracks' own timelines (for a DASH manifest).
+    pub timing: SegmentTiming,
+}
+
+/// A segment's place on its tracks' timelines, as the live MPD has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SegmentTiming {
+    /// Start and length on the master track (video if any), in `timescale` units.
+    pub start: u64,
+    pub timescale: u32,
+    pub duration: u64,
+    /// Start and length of its audio, in the audio sample rate's units.
+    pub audio_start: Option<u64>,
+    pub audio_duration: u64,
+    pub audio_bytes: u64,
+    pub video_samples: u64,
 }
 
 /// Receives the segments of every broadcast as they complete.

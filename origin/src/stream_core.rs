@@ -101,6 +101,15 @@ impl StreamCore {
         let s = self.playlist.segments().last()?;
         let (msn, discontinuity, init_id, pdt_ms) = (s.msn, s.discontinuity, s.init_id, s.pdt_ms);
         let duration_s = s.duration();
+        let timing = crate::recording::SegmentTiming {
+            start: s.start,
+            timescale: s.timescale,
+            duration: s.duration_ticks,
+            audio_start: s.audio_start,
+            audio_duration: s.audio_duration,
+            audio_bytes: s.audio_bytes,
+            video_samples: s.video_samples,
+        };
         let init = self.store.init(init_id)?;
         let chunks = self.store.complete(MediaName::Segment(msn))?.chunks;
         Some(CompletedSegment {
@@ -110,6 +119,7 @@ impl StreamCore {
             duration_s,
             pdt_ms,
             chunks,
+            timing,
         })
     }
 

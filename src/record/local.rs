@@ -9,10 +9,12 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use origin::naming::Names;
+use origin::cmaf::TrackSet;
+use origin::naming::{Names, TrackKind};
 use origin::recording::CompletedSegment;
 use relay::path::StreamPath;
 
+use super::mpd;
 use super::vod::{self, Entry};
 
 /// Name of a recording's playlist.
@@ -138,12 +140,47 @@ async fn store(
             std::slice::from_ref(&seg.init.data),
         )
         .await?;
-        rec.inits.insert(seg.init.id);
         written.push(Written {
             file: init_name.clone(),
             bytes: seg.init.data.len() as u64,
             manifest: false,
         });
+        // DASH's per-track view needs an init segment per track.
+        let tracks = &seg.init.tracks;
+        if let (Some(v), Some(a)) = (&tracks.video, &tracks.audio) {
+            for (kind, single) in [
+                (
+                    TrackKind::Video,
+                    TrackSet {
+                        video: Some(v.clone()),
+                        audio: None,
+                    },
+                ),
+                (
+                    TrackKind::Audio,
+                    TrackSet {
+                        video: None,
+                        audio: Some(a.clone()),
+                    },
+                ),
+            ] {
+                let data = origin::cmaf::write_init(&single)
+                    .context("writing a per-track init segment")?;
+                let name = rec.names.track_init(seg.init.id, kind);
+                write_atomic(&rec.dir.join(&name), std::slice::from_ref(&data)).await?;
+                written.push(Written {
+                    file: name,
+                    bytes: data.len() as u64,
+                    manifest: false,
+                });
+            }
+        }
+        append(
+            &rec.dir.join(mpd::SIDECAR),
+            &sidecar_line(&mpd::Line::Init(mpd::InitInfo::of(seg))),
+        )
+        .await?;
+        rec.inits.insert(seg.init.id);
     }
     let name = rec.names.segment(seg.msn);
     write_atomic(&rec.dir.join(&name), &seg.chunks).await?;
@@ -180,6 +217,48 @@ async fn store(
         bytes: 0,
         manifest: true,
     });
+    // Not synced: the manifest is made from it only when the recording ends or is closed
+    // after a crash, and a process crash keeps what was written.
+    append(
+        &rec.dir.join(mpd::SIDECAR),
+        &sidecar_line(&mpd::Line::Segment(mpd::SegmentInfo::of(seg))),
+    )
+    .await?;
+    Ok(())
+}
+
+fn sidecar_line(line: &mpd::Line) -> Vec<u8> {
+    let mut v = serde_json::to_vec(line).unwrap_or_default();
+    v.push(b'\n');
+    v
+}
+
+/// Appends to `path`, creating it.
+async fn append(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt as _;
+    let mut f = tokio::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .await
+        .with_context(|| format!("opening {}", path.display()))?;
+    f.write_all(bytes)
+        .await
+        .with_context(|| format!("appending to {}", path.display()))
+}
+
+/// Writes the recording's final playlist and its DASH manifest.
+async fn finish(rec: &Recording) -> anyhow::Result<()> {
+    let text = vod::render(&rec.entries, true);
+    write_atomic(&rec.dir.join(PLAYLIST), &[text.clone().into()]).await?;
+    write_manifest(&rec.dir, &rec.names.prefix, &text).await
+}
+
+/// Writes `index.mpd` for the recording in `dir` over what `playlist` lists.
+async fn write_manifest(dir: &Path, id: &str, playlist: &str) -> anyhow::Result<()> {
+    if let Some(mpd) = mpd::for_dir(dir, id, playlist).await {
+        write_atomic(&dir.join(mpd::MANIFEST), &[mpd.into()]).await?;
+    }
     Ok(())
 }
 
@@ -190,8 +269,7 @@ impl LocalDir {
         let Some(rec) = self.open.remove(&(path.clone(), session.to_string())) else {
             return Ok(false);
         };
-        let text = vod::render(&rec.entries, true);
-        write_atomic(&rec.dir.join(PLAYLIST), &[text.into()]).await?;
+        finish(&rec).await?;
         Ok(true)
     }
 
@@ -199,8 +277,7 @@ impl LocalDir {
     pub async fn close_all(&mut self) -> anyhow::Result<Vec<(StreamPath, String)>> {
         let mut closed = Vec::new();
         for (key, rec) in self.open.drain() {
-            let text = vod::render(&rec.entries, true);
-            write_atomic(&rec.dir.join(PLAYLIST), &[text.into()]).await?;
+            finish(&rec).await?;
             closed.push(key);
         }
         Ok(closed)
@@ -254,7 +331,9 @@ pub async fn close_unfinished(root: &Path) -> anyhow::Result<usize> {
             continue;
         };
         if let Some(text) = vod::close(&text) {
-            write_atomic(&playlist, &[text.into()]).await?;
+            write_atomic(&playlist, &[text.clone().into()]).await?;
+            let id = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+            write_manifest(&dir, &id.unwrap_or_default(), &text).await?;
             closed += 1;
         }
     }

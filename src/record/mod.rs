@@ -12,6 +12,7 @@
 
 pub mod catalog;
 pub mod local;
+pub mod mpd;
 pub mod retention;
 pub mod s3;
 pub mod serve;
@@ -464,14 +465,16 @@ impl Writer {
             Some(up) => {
                 self.catalog.update(session, |i| i.state = State::Uploading);
                 let rec = rec_key(&info);
-                let _ = up
-                    .send(s3::Msg::Stored(Item {
-                        rec: rec.clone(),
-                        file: local::PLAYLIST.into(),
-                        bytes: 0,
-                        kind: Kind::Manifest,
-                    }))
-                    .await;
+                for file in [local::PLAYLIST, mpd::MANIFEST] {
+                    let _ = up
+                        .send(s3::Msg::Stored(Item {
+                            rec: rec.clone(),
+                            file: file.into(),
+                            bytes: 0,
+                            kind: Kind::Manifest,
+                        }))
+                        .await;
+                }
                 let _ = up.send(s3::Msg::Ended(rec)).await;
             }
             None => {

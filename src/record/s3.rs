@@ -15,6 +15,7 @@ use anyhow::Context as _;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as Key;
 use object_store::{ClientOptions, ObjectStore, RetryConfig};
+use origin::naming::MediaName;
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -230,15 +231,15 @@ async fn spooled_files(root: &Path, rec: &RecKey) -> anyhow::Result<Vec<Item>> {
             continue;
         }
         let bytes = e.metadata().await?.len();
-        // `{id}-init{n}.mp4` before `{id}-s{n}.m4s`, each by number.
-        let number: u64 = name
-            .rsplit(|c: char| !c.is_ascii_digit())
-            .nth(1)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        let rank = u8::from(!name.contains("-init"));
+        // Inits before segments, segments by number.
+        let id = rec.dir.rsplit('/').next().unwrap_or_default();
+        let rank = match MediaName::parse(id, &name) {
+            Some(MediaName::Init(n)) | Some(MediaName::TrackInit(n, _)) => (0, u64::from(n)),
+            Some(MediaName::Segment(n)) => (1, n),
+            _ => continue,
+        };
         media.push((
-            (rank, number),
+            rank,
             Item {
                 rec: rec.clone(),
                 file: name,
@@ -249,12 +250,16 @@ async fn spooled_files(root: &Path, rec: &RecKey) -> anyhow::Result<Vec<Item>> {
     }
     media.sort_by_key(|m| m.0);
     let mut out: Vec<Item> = media.into_iter().map(|(_, i)| i).collect();
-    out.push(Item {
-        rec: rec.clone(),
-        file: super::local::PLAYLIST.into(),
-        bytes: 0,
-        kind: Kind::Manifest,
-    });
+    for file in [super::local::PLAYLIST, super::mpd::MANIFEST] {
+        if tokio::fs::try_exists(dir.join(file)).await.unwrap_or(false) {
+            out.push(Item {
+                rec: rec.clone(),
+                file: file.into(),
+                bytes: 0,
+                kind: Kind::Manifest,
+            });
+        }
+    }
     Ok(out)
 }
 
@@ -323,7 +328,14 @@ impl Uploader {
         let key = remote.key(&item.rec.dir, &item.file);
         uploads.spawn(async move {
             let started = Instant::now();
-            let result = remote.upload(&local, &key).await;
+            let result = match remote.upload(&local, &key).await {
+                // A manifest that was never written (a recording without one) is not waited for.
+                Err(e) if item.kind == Kind::Manifest && !local.exists() => {
+                    tracing::debug!(error = format!("{e:#}"), "no manifest to upload");
+                    Ok(0)
+                }
+                r => r,
+            };
             (item, result, started.elapsed())
         });
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use origin::body::{Aborted, Body};
+use origin::naming::{MediaName, Names, TrackKind};
 use origin::progressive::Builder;
 use origin::recording::{BoxFuture, RecordedFile, RecordingFiles};
 use relay::path::StreamPath;
@@ -46,7 +47,26 @@ impl RecordingFiles for Files {
                 Some("m4s") => ("video/iso.segment", true),
                 _ => return None,
             };
-            let data = self.store.read(&info.dir, file).await?;
+            let data = match MediaName::parse(&info.id, file) {
+                // DASH's per-track view: cut from the muxed segment (audio and video, so video
+                // is track 1 and audio track 2), as the live origin does.
+                Some(MediaName::TrackSegment(msn, kind)) => {
+                    let names = Names {
+                        prefix: info.id.clone(),
+                    };
+                    let muxed = self.store.read(&info.dir, &names.segment(msn)).await?;
+                    let track = match kind {
+                        TrackKind::Video => 1,
+                        TrackKind::Audio => 2,
+                    };
+                    let pieces = origin::cmaf::extract_track(&muxed, track, 1).ok()?;
+                    if pieces.is_empty() {
+                        return None;
+                    }
+                    Bytes::from(pieces.concat())
+                }
+                _ => self.store.read(&info.dir, file).await?,
+            };
             Some(RecordedFile {
                 body: Body::from(data),
                 content_type,
