@@ -395,6 +395,7 @@ mod tests {
             duration_s: 2.0,
             pdt_ms: 0,
             chunks: vec![bytes::Bytes::from(vec![msn as u8; 4])],
+            timing: Default::default(),
         }
     }
 

@@ -508,6 +508,7 @@ mod tests {
             duration_s: 2.0,
             pdt_ms: 0,
             chunks: Vec::new(),
+            timing: Default::default(),
         }
     }
 
