@@ -133,13 +133,16 @@ async fn store(
     seg: &CompletedSegment,
     written: &mut Vec<Written>,
 ) -> anyhow::Result<()> {
+    // Everything this segment writes goes to one blocking thread in one go: the files are
+    // written straight from the segment's buffers (no copy), with one thread hop per segment.
+    let mut ops = Vec::new();
     let init_name = rec.names.init(seg.init.id);
-    if !rec.inits.contains(&seg.init.id) {
-        write_atomic(
-            &rec.dir.join(&init_name),
-            std::slice::from_ref(&seg.init.data),
-        )
-        .await?;
+    let new_init = !rec.inits.contains(&seg.init.id);
+    if new_init {
+        ops.push(Op::Atomic(
+            rec.dir.join(&init_name),
+            vec![seg.init.data.clone()],
+        ));
         written.push(Written {
             file: init_name.clone(),
             bytes: seg.init.data.len() as u64,
@@ -167,23 +170,22 @@ async fn store(
                 let data = origin::cmaf::write_init(&single)
                     .context("writing a per-track init segment")?;
                 let name = rec.names.track_init(seg.init.id, kind);
-                write_atomic(&rec.dir.join(&name), std::slice::from_ref(&data)).await?;
                 written.push(Written {
-                    file: name,
+                    file: name.clone(),
                     bytes: data.len() as u64,
                     manifest: false,
                 });
+                ops.push(Op::Atomic(rec.dir.join(name), vec![data]));
             }
         }
-        append(
-            &rec.dir.join(mpd::SIDECAR),
-            &sidecar_line(&mpd::Line::Init(mpd::InitInfo::of(seg))),
-        )
-        .await?;
-        rec.inits.insert(seg.init.id);
+        ops.push(Op::Append {
+            path: rec.dir.join(mpd::SIDECAR),
+            bytes: sidecar_line(&mpd::Line::Init(mpd::InitInfo::of(seg))),
+            sync: false,
+        });
     }
     let name = rec.names.segment(seg.msn);
-    write_atomic(&rec.dir.join(&name), &seg.chunks).await?;
+    ops.push(Op::Atomic(rec.dir.join(&name), seg.chunks.clone()));
     written.push(Written {
         file: name.clone(),
         bytes: seg.chunks.iter().map(|c| c.len() as u64).sum(),
@@ -197,20 +199,25 @@ async fn store(
         discontinuity: seg.discontinuity || rec.gap,
     };
     let playlist = rec.dir.join(PLAYLIST);
-    if !rec.entries.is_empty() && vod::target_duration(std::slice::from_ref(&entry)) <= rec.target {
+    let appended =
+        !rec.entries.is_empty() && vod::target_duration(std::slice::from_ref(&entry)) <= rec.target;
+    let mut entries = rec.entries.clone();
+    if appended {
         // Appended, not rewritten: a long broadcast's playlist is not written over and
         // over. An append cut short by a crash is dropped when the recording is closed.
         let lines = vod::entry_lines(&rec.entries, &entry);
-        append_synced(&playlist, lines.as_bytes()).await?;
-        rec.entries.push(entry);
-    } else {
-        let mut entries = rec.entries.clone();
+        ops.push(Op::Append {
+            path: playlist,
+            bytes: lines.into_bytes(),
+            sync: true,
+        });
         entries.push(entry);
-        let target = vod::target_duration(&entries);
-        let text = vod::render(&entries, false);
-        write_atomic(&playlist, &[text.into()]).await?;
-        rec.entries = entries;
-        rec.target = target;
+    } else {
+        entries.push(entry);
+        ops.push(Op::Atomic(
+            playlist,
+            vec![vod::render(&entries, false).into()],
+        ));
     }
     written.push(Written {
         file: PLAYLIST.into(),
@@ -219,11 +226,98 @@ async fn store(
     });
     // Not synced: the manifest is made from it only when the recording ends or is closed
     // after a crash, and a process crash keeps what was written.
-    append(
-        &rec.dir.join(mpd::SIDECAR),
-        &sidecar_line(&mpd::Line::Segment(mpd::SegmentInfo::of(seg))),
-    )
-    .await?;
+    ops.push(Op::Append {
+        path: rec.dir.join(mpd::SIDECAR),
+        bytes: sidecar_line(&mpd::Line::Segment(mpd::SegmentInfo::of(seg))),
+        sync: false,
+    });
+    run(ops).await?;
+    // Only what reached the disk changes the recording's state.
+    if new_init {
+        rec.inits.insert(seg.init.id);
+    }
+    if !appended {
+        rec.target = vod::target_duration(&entries);
+    }
+    rec.entries = entries;
+    Ok(())
+}
+
+/// A write of the recording directory, done on a blocking thread.
+enum Op {
+    /// The file whole or not at all: a temporary file beside it, synced, then renamed.
+    Atomic(PathBuf, Vec<bytes::Bytes>),
+    /// Appended to (created if missing), synced when `sync`.
+    Append {
+        path: PathBuf,
+        bytes: Vec<u8>,
+        sync: bool,
+    },
+}
+
+/// Runs `ops` in order on a blocking thread; stops at the first failure.
+async fn run(ops: Vec<Op>) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(move || {
+        for op in ops {
+            match op {
+                Op::Atomic(path, chunks) => write_atomic_blocking(&path, &chunks)?,
+                Op::Append { path, bytes, sync } => append_blocking(&path, &bytes, sync)?,
+            }
+        }
+        Ok(())
+    })
+    .await
+    .context("the recording writer's thread")?
+}
+
+fn write_atomic_blocking(path: &Path, chunks: &[bytes::Bytes]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    write_chunks(&mut f, chunks).with_context(|| format!("writing {}", tmp.display()))?;
+    f.sync_data()
+        .with_context(|| format!("syncing {}", tmp.display()))?;
+    drop(f);
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} into place", tmp.display()))
+}
+
+/// Writes every chunk, in order, with as few system calls as the kernel allows (`writev`): a
+/// segment is a hundred or more chunks, one per frame, and a write each cost more than all
+/// the rest of recording it.
+fn write_chunks(f: &mut std::fs::File, chunks: &[bytes::Bytes]) -> std::io::Result<()> {
+    use std::io::{IoSlice, Write as _};
+    /// IOV_MAX on Linux.
+    const MAX_SLICES: usize = 1024;
+    let mut slices: Vec<IoSlice<'_>> = chunks
+        .iter()
+        .filter(|c| !c.is_empty())
+        .map(|c| IoSlice::new(c))
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = rest.len().min(MAX_SLICES);
+        let written = f.write_vectored(&rest[..n])?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut rest, written);
+    }
+    Ok(())
+}
+
+fn append_blocking(path: &Path, bytes: &[u8], sync: bool) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("appending to {}", path.display()))?;
+    if sync {
+        f.sync_data()
+            .with_context(|| format!("syncing {}", path.display()))?;
+    }
     Ok(())
 }
 
@@ -231,20 +325,6 @@ fn sidecar_line(line: &mpd::Line) -> Vec<u8> {
     let mut v = serde_json::to_vec(line).unwrap_or_default();
     v.push(b'\n');
     v
-}
-
-/// Appends to `path`, creating it.
-async fn append(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use tokio::io::AsyncWriteExt as _;
-    let mut f = tokio::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .await
-        .with_context(|| format!("opening {}", path.display()))?;
-    f.write_all(bytes)
-        .await
-        .with_context(|| format!("appending to {}", path.display()))
 }
 
 /// Writes the recording's final playlist and its DASH manifest.
@@ -286,39 +366,7 @@ impl LocalDir {
 
 /// Writes `path` whole or not at all: a temporary file beside it, then a rename.
 async fn write_atomic(path: &Path, chunks: &[bytes::Bytes]) -> anyhow::Result<()> {
-    use tokio::io::AsyncWriteExt as _;
-    let tmp = path.with_extension("tmp");
-    let mut f = tokio::fs::File::create(&tmp)
-        .await
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    for c in chunks {
-        f.write_all(c)
-            .await
-            .with_context(|| format!("writing {}", tmp.display()))?;
-    }
-    f.sync_data()
-        .await
-        .with_context(|| format!("syncing {}", tmp.display()))?;
-    drop(f);
-    tokio::fs::rename(&tmp, path)
-        .await
-        .with_context(|| format!("renaming {} into place", tmp.display()))
-}
-
-/// Appends to `path` and makes it durable.
-async fn append_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use tokio::io::AsyncWriteExt as _;
-    let mut f = tokio::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .await
-        .with_context(|| format!("opening {}", path.display()))?;
-    f.write_all(bytes)
-        .await
-        .with_context(|| format!("appending to {}", path.display()))?;
-    f.sync_data()
-        .await
-        .with_context(|| format!("syncing {}", path.display()))
+    run(vec![Op::Atomic(path.to_path_buf(), chunks.to_vec())]).await
 }
 
 /// Closes every recording under `root` whose playlist has no `ENDLIST` (its relay died):
