@@ -8,7 +8,7 @@
 // CONFIG_JSON is merged into the player's configuration (hls.js config, Shaka's, dash.js
 // settings), so a tuned configuration is measured the same way as the default one.
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const [kind, url, secondsArg, configArg] = process.argv.slice(2);
 const extra = configArg ? JSON.parse(configArg) : {};
@@ -26,14 +26,7 @@ if (!scripts[kind]) {
   process.exit(2);
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required',
-  ],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
   const pageErrors = [];

@@ -6,7 +6,7 @@
 //   dashjs  dash.js on a static MPD
 // Playback runs at 4x, muted, so a 20 s recording takes about 5 s.
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const [kind, url] = process.argv.slice(2);
 const scripts = { hlsjs: 'hls.js/dist/hls.min.js', dashjs: 'dashjs/dist/modern/umd/dash.all.min.js' };
@@ -14,14 +14,7 @@ if (kind !== 'mp4' && !scripts[kind]) {
   console.error(`unknown player ${kind}`);
   process.exit(2);
 }
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required',
-  ],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
   const pageErrors = [];

@@ -209,6 +209,14 @@ pub fn metric(text: &str, metric: &str) -> f64 {
         .sum()
 }
 
+/// A free loopback port: bound, read, released, for a server the test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
 /// Polls `f` every 20 ms until it returns `Some`, or panics after `timeout`.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
 where
@@ -720,10 +728,7 @@ pub struct RedisServer {
 impl RedisServer {
     pub async fn start() -> Self {
         require_any("redis-server", "--version");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = free_port();
         let mut me = Self { port, child: None };
         me.spawn().await;
         me

@@ -19,10 +19,7 @@ pub struct Moto {
 impl Moto {
     pub async fn start() -> Self {
         require_any("moto_server", "-h");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = super::free_port();
         let child = std::process::Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())

@@ -22,15 +22,6 @@ pub struct NginxRtmp {
     child: Child,
 }
 
-/// A free port: bind, read it, release, hand it to nginx.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl NginxRtmp {
     pub async fn start() -> Self {
         Self::start_on(None, None).await
@@ -49,8 +40,9 @@ impl NginxRtmp {
             module.exists(),
             "nginx-rtmp is required (Debian: nginx libnginx-mod-rtmp; scripts/test installs them)"
         );
-        let (port, dir) = reuse.unwrap_or_else(|| (free_port(), tempfile::tempdir().unwrap()));
-        let http_port = free_port();
+        let (port, dir) =
+            reuse.unwrap_or_else(|| (super::free_port(), tempfile::tempdir().unwrap()));
+        let http_port = super::free_port();
         let d = dir.path().display();
         let (stream, tls_port) = match tls {
             Some((cert, key)) => {
@@ -59,7 +51,7 @@ impl NginxRtmp {
                     stream_module.exists(),
                     "nginx's stream module is required (Debian: libnginx-mod-stream; scripts/test installs it)"
                 );
-                let tls_port = free_port();
+                let tls_port = super::free_port();
                 (
                     format!(
                         "stream {{ server {{ listen 127.0.0.1:{tls_port} ssl; ssl_certificate {cert}; \
