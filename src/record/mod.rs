@@ -39,9 +39,13 @@ use crate::config::record::RecordSettings;
 use catalog::{Catalog, Info, State};
 use spool::{Item, Kind, RecKey};
 
-/// Segments waiting for the writer: each is a few hundred kB, so this bounds the memory a slow
-/// disk can take.
-const QUEUE: usize = 64;
+/// Segments waiting for each writer: each is a few hundred kB (shared with the live stream's
+/// store while it is in the window), so this bounds the memory a slow disk can take.
+const QUEUE: usize = 256;
+/// Writers side by side. A recording always goes to the same one, so its files are written in
+/// order; recordings on different writers wait for each other's syncs no more. One writer
+/// kept up with 100 streams and fell behind at 200 (a sync takes milliseconds).
+const WRITERS: usize = 4;
 
 /// Told of each recording whose last file is safely stored.
 pub type Ready = Arc<dyn Fn(Info) + Send + Sync>;
@@ -165,7 +169,8 @@ enum Job {
 
 /// The origin's segment sink: queues the segments of recorded broadcasts for the writer.
 pub struct Recorder {
-    tx: mpsc::Sender<Job>,
+    /// One queue per writer.
+    tx: Vec<mpsc::Sender<Job>>,
     metrics: RecordMetrics,
     policy: Arc<Policy>,
     /// The decision for each live broadcast, made at its first segment.
@@ -176,7 +181,7 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    fn new(tx: mpsc::Sender<Job>, metrics: RecordMetrics, policy: Arc<Policy>) -> Self {
+    fn new(tx: Vec<mpsc::Sender<Job>>, metrics: RecordMetrics, policy: Arc<Policy>) -> Self {
         Self {
             tx,
             metrics,
@@ -184,6 +189,16 @@ impl Recorder {
             recorded: Mutex::new(HashMap::new()),
             gaps: Mutex::new(HashSet::new()),
         }
+    }
+}
+
+impl Recorder {
+    /// The queue of the writer that writes `key`'s recording.
+    fn queue(&self, key: &(StreamPath, String)) -> &mpsc::Sender<Job> {
+        use std::hash::{BuildHasher as _, BuildHasherDefault};
+        let h = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .hash_one(key);
+        &self.tx[(h % self.tx.len() as u64) as usize]
     }
 }
 
@@ -204,7 +219,7 @@ impl SegmentSink for Recorder {
         let after_gap = gaps.contains(&key);
         segment.discontinuity |= after_gap;
         match self
-            .tx
+            .queue(&key)
             .try_send(Job::Segment(path.clone(), session.to_string(), segment))
         {
             Ok(()) if after_gap => {
@@ -235,7 +250,7 @@ impl SegmentSink for Recorder {
             return;
         }
         // The end must not be lost to a full queue: it waits its turn, off the caller.
-        let tx = self.tx.clone();
+        let tx = self.queue(&key).clone();
         let job = Job::Ended(path.clone(), session.to_string());
         tokio::spawn(async move {
             let _ = tx.send(job).await;
@@ -343,18 +358,26 @@ pub async fn start(
             shutdown.clone(),
         ));
     }
-    let (tx, rx) = mpsc::channel(QUEUE);
-    let writer = Writer {
-        dir: local::LocalDir::new(root),
-        catalog: catalog.clone(),
-        metrics: metrics.clone(),
-        uploader,
-        ready,
-    };
-    tasks.spawn(writer.run(rx, shutdown).instrument(info_span!("recorder")));
+    let mut queues = Vec::with_capacity(WRITERS);
+    for i in 0..WRITERS {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let writer = Writer {
+            dir: local::LocalDir::new(root.clone()),
+            catalog: catalog.clone(),
+            metrics: metrics.clone(),
+            uploader: uploader.clone(),
+            ready: ready.clone(),
+        };
+        tasks.spawn(
+            writer
+                .run(rx, shutdown.clone())
+                .instrument(info_span!("recorder", writer = i)),
+        );
+        queues.push(tx);
+    }
     let policy = Arc::new(Policy::new(settings));
     Ok(Recording {
-        recorder: Arc::new(Recorder::new(tx, metrics, policy.clone())),
+        recorder: Arc::new(Recorder::new(queues, metrics, policy.clone())),
         policy,
         catalog,
         store,
@@ -528,7 +551,7 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_segment_leaves_a_marked_gap() {
         let (tx, mut rx) = mpsc::channel(1);
-        let rec = Recorder::new(tx, RecordMetrics::default(), always());
+        let rec = Recorder::new(vec![tx], RecordMetrics::default(), always());
         let path = StreamPath {
             user_id: "u".into(),
             stream_id: "s".into(),
