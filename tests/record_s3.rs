@@ -342,3 +342,68 @@ async fn uploads_left_in_the_spool_resume_at_the_next_start() {
     let (code, _) = relay.stop().await;
     assert_eq!(code, Some(0));
 }
+
+/// A store that refuses connections (down, not just slow): every upload fails, is counted and
+/// retried with backoff, the spool holds the recording, and everything goes up once the store
+/// is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_refuses_is_retried_until_it_is_there() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("spool");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let server = start(&[
+        ("GLASSCAST_RECORD_ENABLED", "true"),
+        ("GLASSCAST_RECORD_PATH", root.to_str().unwrap()),
+        ("GLASSCAST_RECORD_S3_URL", "s3://glass-rec/down"),
+        ("GLASSCAST_RECORD_S3_ENDPOINT", &endpoint),
+        ("GLASSCAST_RECORD_S3_ACCESS_KEY_ID", moto::ACCESS_KEY),
+        ("GLASSCAST_RECORD_S3_SECRET_ACCESS_KEY", moto::SECRET_KEY),
+        ("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "500"),
+    ])
+    .await;
+    let src = Source::normal(6.0);
+    assert!(
+        publish(&src, &rtmp_url(&server, "live/down/cam"))
+            .wait()
+            .await
+            .unwrap()
+            .success()
+    );
+    let failures = eventually(
+        "uploads fail and are retried",
+        Duration::from_secs(20),
+        || async {
+            let (_, m) = get_text(&admin_url(&server, "metrics")).await;
+            let f = metric(&m, "record_failures_total{kind=\"upload\"}");
+            (f >= 2.0 && metric(&m, "record_spool_bytes") > 0.0).then_some(f)
+        },
+    )
+    .await;
+    let moto = Moto::start_on(port).await;
+    moto.create_bucket(BUCKET).await;
+    let rec_dir = eventually(
+        "the recording is stored",
+        Duration::from_secs(30),
+        || async {
+            let d = std::fs::read_dir(root.join("down/cam"))
+                .ok()?
+                .flatten()
+                .next()?
+                .path();
+            d.join(".stored").exists().then_some(d)
+        },
+    )
+    .await;
+    assert!(spooled_media(&rec_dir).is_empty());
+    let id = rec_dir.file_name().unwrap().to_str().unwrap();
+    let (v, _, errors) = decode(&http_url(
+        &server,
+        &format!("recordings/down/cam/{id}/index.m3u8"),
+    ))
+    .await;
+    assert!(errors.trim().is_empty(), "{errors}");
+    within_2pct("video frames", v, src.video_frames());
+    eprintln!("store down: {failures} failed uploads before it came up");
+    server.shutdown(Duration::from_secs(5)).await;
+}

@@ -374,13 +374,20 @@ impl Uploader {
             Err(e) => {
                 self.metrics.failure("upload");
                 let delay = self.spool.handle_failed(&item, Instant::now());
-                warn!(
-                    recording = %item.rec.dir,
-                    file = %item.file,
-                    retry_in_ms = delay.as_millis() as u64,
-                    error = format!("{e:#}"),
-                    "upload failed"
-                );
+                // Loud while the backoff grows, then quiet: a store that stays down would
+                // otherwise log every few seconds for every recording.
+                if delay < super::spool::MAX_BACKOFF {
+                    warn!(
+                        recording = %item.rec.dir,
+                        file = %item.file,
+                        retry_in_ms = delay.as_millis() as u64,
+                        error = %e,
+                        cause = %e.root_cause(),
+                        "upload failed"
+                    );
+                } else {
+                    tracing::debug!(recording = %item.rec.dir, file = %item.file, cause = %e.root_cause(), "upload failed again");
+                }
             }
         }
     }

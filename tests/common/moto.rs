@@ -18,8 +18,12 @@ pub struct Moto {
 
 impl Moto {
     pub async fn start() -> Self {
+        Self::start_on(super::free_port()).await
+    }
+
+    /// On `port` (a store that comes up where a relay already points).
+    pub async fn start_on(port: u16) -> Self {
         require_any("moto_server", "-h");
-        let port = super::free_port();
         let child = std::process::Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
