@@ -132,6 +132,31 @@ async fn a_broadcast_with_a_reconnect_is_one_recording_that_decodes() {
         headers[hyper::header::CONTENT_LENGTH].to_str().unwrap(),
         mp4.len().to_string()
     );
+    assert_eq!(headers[hyper::header::ACCEPT_RANGES], "bytes");
+    // Ranges (what a <video> asks for when it seeks): the same bytes as the whole file.
+    for (from, to) in [
+        (0u64, 99u64),
+        (1000, 250_000),
+        (mp4.len() as u64 - 10, mp4.len() as u64 - 1),
+    ] {
+        let (status, headers, part) = get_with(
+            &format!("{base}/download.mp4"),
+            &[("range", &format!("bytes={from}-{to}"))],
+        )
+        .await;
+        assert_eq!(status, 206);
+        assert_eq!(
+            headers[hyper::header::CONTENT_RANGE].to_str().unwrap(),
+            format!("bytes {from}-{to}/{}", mp4.len())
+        );
+        assert_eq!(&part[..], &mp4[from as usize..=to as usize]);
+    }
+    let (status, _, _) = get_with(
+        &format!("{base}/download.mp4"),
+        &[("range", &format!("bytes={}-", mp4.len() + 5))],
+    )
+    .await;
+    assert_eq!(status, 416);
     let file = dir.path().join("download.mp4");
     std::fs::write(&file, &mp4).unwrap();
     let file = file.to_str().unwrap();

@@ -32,6 +32,7 @@ pub use crate::limits::HttpLimits;
 use crate::limits::{OffenderLog, is_header_timeout};
 use crate::packager::Origin;
 use crate::playlist::{BlockingRequest, Outcome};
+use crate::recording::Served;
 use crate::request::parse_directives;
 use crate::stream::{OriginStream, Wait};
 use crate::text::Rendered;
@@ -304,7 +305,8 @@ async fn route(
     }
     let segs: Vec<&str> = path.split('/').collect();
     if let ["", "recordings", user, stream, id, file] = segs.as_slice() {
-        return recording(state, user, stream, id, file).await;
+        let range = req.headers().get(header::RANGE);
+        return recording(state, (user, stream, id, file), range).await;
     }
     let ["", app, user, stream, file] = segs.as_slice() else {
         return not_found();
@@ -336,10 +338,8 @@ async fn route(
 /// A file of a recording.
 async fn recording(
     state: &HttpState,
-    user: &str,
-    stream: &str,
-    id: &str,
-    file: &str,
+    (user, stream, id, file): (&str, &str, &str, &str),
+    range: Option<&HeaderValue>,
 ) -> Response<Body> {
     let Some(files) = state.origin.recording_files() else {
         return not_found();
@@ -351,25 +351,41 @@ async fn recording(
     if !safe(id) || !safe(file) {
         return not_found();
     }
-    let Some(f) = files.get(&sp, id, file).await else {
+    let Some(f) = files.get(&sp, id, file, range).await else {
         state.origin.metrics.request("recording", "not_found");
         return not_found();
     };
     state.origin.metrics.request("recording", "ok");
     let mut r = Response::new(f.body);
+    let cache = match f.range {
+        Some(Served::Partial { start, end, len }) => {
+            *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            if f.immutable {
+                CACHE_IMMUTABLE
+            } else {
+                CACHE_NONE
+            }
+        }
+        Some(Served::Unsatisfiable { len }) => {
+            *r.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            CACHE_ERROR
+        }
+        None if f.immutable => CACHE_IMMUTABLE,
+        None => CACHE_NONE,
+    };
     let h = r.headers_mut();
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(f.content_type),
     );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(if f.immutable {
-            CACHE_IMMUTABLE
-        } else {
-            CACHE_NONE
-        }),
-    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     r
 }
 

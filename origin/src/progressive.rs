@@ -50,6 +50,36 @@ pub struct Progressive {
     pub len: u64,
 }
 
+impl Progressive {
+    /// Bytes `start..=end` of the file (a `Range` request, already checked against
+    /// [`Progressive::len`]): the part of the header they cover, and the parts of the pieces.
+    pub fn range(&self, start: u64, end: u64) -> (Bytes, Vec<Piece>) {
+        let header_len = self.header.len() as u64;
+        let header = if start < header_len {
+            self.header
+                .slice(start as usize..(end + 1).min(header_len) as usize)
+        } else {
+            Bytes::new()
+        };
+        let mut pieces = Vec::new();
+        let mut pos = header_len;
+        for p in &self.pieces {
+            let len = p.end - p.start;
+            let (from, to) = (pos, pos + len);
+            pos = to;
+            if to <= start || from > end {
+                continue;
+            }
+            pieces.push(Piece {
+                segment: p.segment,
+                start: p.start + start.saturating_sub(from),
+                end: p.start + (end + 1).min(to) - from,
+            });
+        }
+        (header, pieces)
+    }
+}
+
 /// One sample, as the tables list it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SampleInfo {

@@ -62,6 +62,17 @@ pub struct RecordedFile {
     /// Whether it never changes (media, the playlist of an ended recording): cached for a
     /// year by CDNs. Otherwise `no-cache`.
     pub immutable: bool,
+    /// What part of the file the body is, when a `Range` was asked for.
+    pub range: Option<Served>,
+}
+
+/// The answer to a `Range` request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// Bytes `start..=end` of a file of `len` bytes (206).
+    Partial { start: u64, end: u64, len: u64 },
+    /// The range is outside the file of `len` bytes (416).
+    Unsatisfiable { len: u64 },
 }
 
 /// A boxed future (the origin has no async-trait).
@@ -71,11 +82,13 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// implemented by the binary over its recording directory and object storage. The origin
 /// checks nothing but the URL's shape: the implementation decides what exists.
 pub trait RecordingFiles: Send + Sync {
-    /// The file, or `None` when there is no such recording or file.
+    /// The file, or `None` when there is no such recording or file; `range` is the request's
+    /// `Range` header, if any (resolve it with [`crate::request::parse_range`]).
     fn get<'a>(
         &'a self,
         path: &'a StreamPath,
         id: &'a str,
         file: &'a str,
+        range: Option<&'a http::HeaderValue>,
     ) -> BoxFuture<'a, Option<RecordedFile>>;
 }

@@ -8,7 +8,8 @@ use bytes::Bytes;
 use origin::body::{Aborted, Body};
 use origin::naming::{MediaName, Names, TrackKind};
 use origin::progressive::Builder;
-use origin::recording::{BoxFuture, RecordedFile, RecordingFiles};
+use origin::recording::{BoxFuture, RecordedFile, RecordingFiles, Served};
+use origin::request::{RangeReq, parse_range};
 use relay::path::StreamPath;
 use tracing::warn;
 
@@ -31,11 +32,12 @@ impl RecordingFiles for Files {
         path: &'a StreamPath,
         id: &'a str,
         file: &'a str,
+        range: Option<&'a hyper::header::HeaderValue>,
     ) -> BoxFuture<'a, Option<RecordedFile>> {
         Box::pin(async move {
             let info = self.catalog.get(id).filter(|i| i.path == *path)?;
             if file == DOWNLOAD {
-                return self.download(&info).await;
+                return self.download(&info, range).await;
             }
             let (content_type, immutable) = match file.rsplit('.').next() {
                 Some("m3u8") => (
@@ -67,10 +69,20 @@ impl RecordingFiles for Files {
                 }
                 _ => self.store.read(&info.dir, file).await?,
             };
+            let len = data.len() as u64;
+            let (body, range) = match parse_range(range, len) {
+                RangeReq::Full => (Body::from(data), None),
+                RangeReq::Partial(start, end) => (
+                    Body::from(data.slice(start as usize..=end as usize)),
+                    Some(Served::Partial { start, end, len }),
+                ),
+                RangeReq::Unsatisfiable => (Body::empty(), Some(Served::Unsatisfiable { len })),
+            };
             Some(RecordedFile {
-                body: Body::from(data),
+                body,
                 content_type,
                 immutable,
+                range,
             })
         })
     }
@@ -118,7 +130,11 @@ pub fn listed(playlist: &str) -> Vec<(String, String)> {
 impl Files {
     /// The recording as one MP4: its header is built from every segment first (read once,
     /// not kept), then the file is streamed segment by segment.
-    async fn download(&self, info: &Info) -> Option<RecordedFile> {
+    async fn download(
+        &self,
+        info: &Info,
+        range: Option<&hyper::header::HeaderValue>,
+    ) -> Option<RecordedFile> {
         let playlist = self.store.read(&info.dir, PLAYLIST).await?;
         let files = listed(std::str::from_utf8(&playlist).ok()?);
         let (first_init, _) = files.first()?;
@@ -152,16 +168,32 @@ impl Files {
                 return None;
             }
         };
+        let len = file.len;
+        let (header, pieces, served) = match parse_range(range, len) {
+            RangeReq::Full => (file.header, file.pieces, None),
+            RangeReq::Partial(start, end) => {
+                let (header, pieces) = file.range(start, end);
+                (header, pieces, Some(Served::Partial { start, end, len }))
+            }
+            RangeReq::Unsatisfiable => {
+                return Some(RecordedFile {
+                    body: Body::empty(),
+                    content_type: "video/mp4",
+                    immutable: false,
+                    range: Some(Served::Unsatisfiable { len }),
+                });
+            }
+        };
+        let body_len = header.len() as u64 + pieces.iter().map(|p| p.end - p.start).sum::<u64>();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let store = self.store.clone();
         let dir = info.dir.clone();
-        let len = file.len;
         tokio::spawn(async move {
-            if tx.send(Ok(file.header)).await.is_err() {
+            if !header.is_empty() && tx.send(Ok(header)).await.is_err() {
                 return;
             }
             let mut loaded: Option<(usize, Bytes)> = None;
-            for piece in file.pieces {
+            for piece in pieces {
                 if loaded.as_ref().is_none_or(|(i, _)| *i != piece.segment) {
                     let Some(data) = store.read(&dir, &files[piece.segment].1).await else {
                         let _ = tx.send(Err(Aborted)).await;
@@ -183,9 +215,10 @@ impl Files {
             }
         });
         Some(RecordedFile {
-            body: Body::streaming_sized(rx, len),
+            body: Body::streaming_sized(rx, body_len),
             content_type: "video/mp4",
             immutable: info.state != State::Recording,
+            range: served,
         })
     }
 }
