@@ -39,6 +39,7 @@ async fn a_broadcast_with_a_reconnect_is_one_recording_that_decodes() {
         ("GLASSCAST_RECORD_PATH", root.to_str().unwrap()),
         ("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "5000"),
         ("GLASSCAST_ADMIN_TOKEN", "rec-token"),
+        ("GLASSCAST_RECORD_DASH_FILES", "true"),
     ])
     .await;
     let url = rtmp_url(&server, "live/rec%40example.com/s");
@@ -207,14 +208,26 @@ async fn a_broadcast_with_a_reconnect_is_one_recording_that_decodes() {
     let one = admin_url(&server, &format!("v1/recordings/{id}"));
     let (status, got) = request_json("GET", &one, &auth, None).await;
     assert_eq!((status, &got), (200, r));
+    // The directory as it is, behind a plain web server (nginx, static files): HLS and the
+    // DASH manifest play without the origin. (Directory names are percent-encoded, so the
+    // URL escapes the `%`.)
+    let web = StaticSite::start(&root).await;
+    let static_base = format!("{}/rec%2540example.com/s/{id}", web.url());
+    let (v, a, errors) = decode(&format!("{static_base}/index.m3u8")).await;
+    assert!(errors.trim().is_empty(), "{errors}");
+    within_2pct("video frames from the directory", v, 2 * src.video_frames());
+    within_2pct("audio frames from the directory", a, 2 * src.audio_frames());
+
     // Real players in Chromium play it to the end: the MP4 as a plain <video src>, the VOD
     // playlist in hls.js, the static MPD (both periods) in dash.js.
-    for (player, file) in [
-        ("mp4", "download.mp4"),
-        ("hlsjs", "index.m3u8"),
-        ("dashjs", "index.mpd"),
+    for (player, url) in [
+        ("mp4", format!("{base}/download.mp4")),
+        ("hlsjs", format!("{base}/index.m3u8")),
+        ("dashjs", format!("{base}/index.mpd")),
+        // Straight from the directory: the per-track files were written (record.dash_files).
+        ("dashjs", format!("{static_base}/index.mpd")),
     ] {
-        let r = node_script("vod.mjs", &[player.into(), format!("{base}/{file}")]).await;
+        let r = node_script("vod.mjs", &[player.into(), url]).await;
         eprintln!("{player}: {r}");
         assert_eq!(
             r["errors"].as_array().map(Vec::len),
@@ -549,4 +562,59 @@ async fn the_cloud_chooses_and_hears_of_recordings() {
     .await;
     assert_eq!(cloud.posts("/api/rtmp-relay/recording-ready").len(), 2);
     server.shutdown(Duration::from_secs(5)).await;
+}
+
+/// nginx serving a directory as static files, with CORS (as a CDN in front of a bucket would).
+struct StaticSite {
+    port: u16,
+    _dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl StaticSite {
+    async fn start(root: &Path) -> Self {
+        require_any("nginx", "-v");
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let conf = format!(
+            "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
+             types {{ application/vnd.apple.mpegurl m3u8; application/dash+xml mpd; video/mp4 mp4 m4s; }}\n\
+             server {{ listen 127.0.0.1:{port}; root {}; add_header Access-Control-Allow-Origin * always; }} }}\n",
+            root.display()
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+        let child = std::process::Command::new("nginx")
+            .args(["-c", &format!("{d}/nginx.conf"), "-p", &d.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nginx starts");
+        let me = Self {
+            port,
+            _dir: dir,
+            child,
+        };
+        eventually("nginx listens", Duration::from_secs(10), || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", me.port))
+                .await
+                .ok()
+                .map(|_| ())
+        })
+        .await;
+        me
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for StaticSite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

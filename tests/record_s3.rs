@@ -44,6 +44,7 @@ async fn a_store_outage_loses_nothing_and_never_stalls_the_live_stream() {
         ("GLASSCAST_RECORD_S3_SECRET_ACCESS_KEY", moto::SECRET_KEY),
         ("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "3000"),
         ("GLASSCAST_ADMIN_TOKEN", "s3-token"),
+        ("GLASSCAST_RECORD_DASH_FILES", "true"),
     ])
     .await;
     let url = rtmp_url(&server, "live/s3%40example.com/cam");
@@ -155,11 +156,17 @@ async fn a_store_outage_loses_nothing_and_never_stalls_the_live_stream() {
         playlist.as_bytes(),
         "the bucket has the final playlist"
     );
-    let mut listed: Vec<String> = playlist
+    let mut listed: Vec<String> = Vec::new();
+    for seg in playlist
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(String::from)
-        .collect();
+    {
+        listed.push(seg.to_string());
+        // The per-track views the DASH manifest names (record.dash_files).
+        for track in ["v", "a"] {
+            listed.push(seg.replace("-s", &format!("-{track}")));
+        }
+    }
     for l in playlist.lines() {
         if let Some(uri) = l.strip_prefix("#EXT-X-MAP:URI=\"") {
             let init = uri.trim_end_matches('"');
@@ -181,7 +188,7 @@ async fn a_store_outage_loses_nothing_and_never_stalls_the_live_stream() {
     stored.sort();
     assert_eq!(
         stored, listed,
-        "the bucket holds exactly what the playlist lists"
+        "the bucket holds exactly what the playlist and the manifest list"
     );
     assert!(objects.iter().all(|(_, size)| *size > 0));
 

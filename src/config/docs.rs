@@ -315,5 +315,10 @@ pub const DOCS: &[(&str, &str, &str)] = &[
         "retention_days",
         "delete recordings older than this, locally and in the bucket (0: keep)",
     ),
+    (
+        "record",
+        "dash_files",
+        "also store the per-track segments `index.mpd` names, so it plays straight from the directory or bucket (twice the bytes); off: it plays through the origin",
+    ),
     ("log", "level", "tracing filter (RUST_LOG wins when set)"),
 ];

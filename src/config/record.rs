@@ -19,6 +19,8 @@ pub struct RecordSettings {
     pub spool_max_bytes: u64,
     /// Recordings older than this are deleted; `None` keeps them.
     pub retention: Option<Duration>,
+    /// Also store the per-track segments the DASH manifest names (`record.dash_files`).
+    pub dash_files: bool,
 }
 
 impl RecordSettings {
@@ -136,5 +138,6 @@ pub fn validate(layered: &Layered, errors: &mut Vec<String>) -> RecordSettings {
         spool_max_bytes: r.spool_max_bytes,
         retention: (r.retention_days > 0)
             .then(|| Duration::from_secs(r.retention_days.saturating_mul(86_400))),
+        dash_files: r.dash_files,
     }
 }

@@ -316,6 +316,7 @@ pub struct Record {
     pub s3_secret_access_key: String,
     pub spool_max_bytes: u64,
     pub retention_days: u64,
+    pub dash_files: bool,
 }
 
 impl Default for Record {
@@ -331,6 +332,7 @@ impl Default for Record {
             s3_secret_access_key: String::new(),
             spool_max_bytes: 2 << 30,
             retention_days: 0,
+            dash_files: false,
         }
     }
 }

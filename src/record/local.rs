@@ -37,6 +37,8 @@ struct Recording {
 pub struct LocalDir {
     root: PathBuf,
     open: HashMap<(StreamPath, String), Recording>,
+    /// Also write the per-track segments the DASH manifest names (`record.dash_files`).
+    dash_files: bool,
 }
 
 impl LocalDir {
@@ -44,7 +46,15 @@ impl LocalDir {
         Self {
             root,
             open: HashMap::new(),
+            dash_files: false,
         }
+    }
+
+    /// Writes the per-track segments the DASH manifest names beside the muxed ones, so the
+    /// manifest plays from the directory or the bucket without the origin (twice the bytes).
+    pub fn with_dash_files(mut self, on: bool) -> Self {
+        self.dash_files = on;
+        self
     }
 
     /// The directory of a broadcast's recording; `None` for a path that cannot name one
@@ -91,7 +101,7 @@ impl LocalDir {
         }
         let rec = self.open.get_mut(&key).expect("inserted above");
         let mut written = Vec::new();
-        let stored = store(rec, &seg, &mut written).await;
+        let stored = store(rec, &seg, self.dash_files, &mut written).await;
         if stored.is_err() {
             rec.gap = true;
             rec.target = 0;
@@ -131,6 +141,7 @@ pub struct Written {
 async fn store(
     rec: &mut Recording,
     seg: &CompletedSegment,
+    dash_files: bool,
     written: &mut Vec<Written>,
 ) -> anyhow::Result<()> {
     // Everything this segment writes goes to one blocking thread in one go: the files are
@@ -191,6 +202,27 @@ async fn store(
         bytes: seg.chunks.iter().map(|c| c.len() as u64).sum(),
         manifest: false,
     });
+    let tracks = &seg.init.tracks;
+    if let (true, Some(v), Some(a)) = (dash_files, tracks.video_track_id(), tracks.audio_track_id())
+    {
+        // DASH's per-track views, as the origin cuts them: new headers, the same samples.
+        for (kind, id) in [(TrackKind::Video, v), (TrackKind::Audio, a)] {
+            let mut pieces = Vec::new();
+            for chunk in &seg.chunks {
+                pieces.extend(
+                    origin::cmaf::extract_track(chunk, id, 1)
+                        .context("cutting a per-track view of a segment")?,
+                );
+            }
+            let file = rec.names.track_segment(seg.msn, kind);
+            written.push(Written {
+                file: file.clone(),
+                bytes: pieces.iter().map(|p| p.len() as u64).sum(),
+                manifest: false,
+            });
+            ops.push(Op::Atomic(rec.dir.join(file), pieces));
+        }
+    }
     let entry = Entry {
         segment: name,
         init: init_name,

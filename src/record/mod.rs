@@ -362,7 +362,7 @@ pub async fn start(
     for i in 0..WRITERS {
         let (tx, rx) = mpsc::channel(QUEUE);
         let writer = Writer {
-            dir: local::LocalDir::new(root.clone()),
+            dir: local::LocalDir::new(root.clone()).with_dash_files(settings.dash_files),
             catalog: catalog.clone(),
             metrics: metrics.clone(),
             uploader: uploader.clone(),
@@ -543,6 +543,7 @@ mod tests {
             s3: None,
             spool_max_bytes: 1 << 30,
             retention: None,
+            dash_files: false,
         }))
     }
 

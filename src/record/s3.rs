@@ -235,7 +235,7 @@ async fn spooled_files(root: &Path, rec: &RecKey) -> anyhow::Result<Vec<Item>> {
         let id = rec.dir.rsplit('/').next().unwrap_or_default();
         let rank = match MediaName::parse(id, &name) {
             Some(MediaName::Init(n)) | Some(MediaName::TrackInit(n, _)) => (0, u64::from(n)),
-            Some(MediaName::Segment(n)) => (1, n),
+            Some(MediaName::Segment(n)) | Some(MediaName::TrackSegment(n, _)) => (1, n),
             _ => continue,
         };
         media.push((
