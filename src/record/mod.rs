@@ -13,11 +13,13 @@
 pub mod catalog;
 pub mod local;
 pub mod mpd;
+mod policy;
 pub mod retention;
 pub mod s3;
 pub mod serve;
 pub mod spool;
 pub mod vod;
+mod writer;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -37,7 +39,9 @@ use tracing::{Instrument as _, info, info_span, warn};
 
 use crate::config::record::RecordSettings;
 use catalog::{Catalog, Info, State};
-use spool::{Item, Kind, RecKey};
+pub use policy::Policy;
+use spool::RecKey;
+use writer::Writer;
 
 /// Segments waiting for each writer: each is a few hundred kB (shared with the live stream's
 /// store while it is in the window), so this bounds the memory a slow disk can take.
@@ -120,49 +124,7 @@ impl RecordMetrics {
     }
 }
 
-/// Which broadcasts are recorded: the cloud's word for a stream (`"record"` in its
-/// destinations answer) over the configuration's prefixes over `record.enabled`. Decided once
-/// per broadcast, at its first segment.
-pub struct Policy {
-    settings: RecordSettings,
-    cloud: Mutex<HashMap<StreamPath, bool>>,
-}
-
-impl Policy {
-    pub fn new(settings: RecordSettings) -> Self {
-        Self {
-            settings,
-            cloud: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The cloud's answer for `path` (`None`: it leaves it to the configuration).
-    pub fn handle_cloud(&self, path: &StreamPath, record: Option<bool>) {
-        let mut cloud = self.cloud.lock().unwrap_or_else(|e| e.into_inner());
-        match record {
-            Some(on) => cloud.insert(path.clone(), on),
-            None => cloud.remove(path),
-        };
-    }
-
-    /// The stream ended: the cloud's word for it is forgotten.
-    pub fn handle_ended(&self, path: &StreamPath) {
-        self.cloud
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(path);
-    }
-
-    pub fn decide(&self, path: &StreamPath) -> bool {
-        let cloud = self.cloud.lock().unwrap_or_else(|e| e.into_inner());
-        cloud
-            .get(path)
-            .copied()
-            .unwrap_or_else(|| self.settings.for_path(path))
-    }
-}
-
-enum Job {
+pub(crate) enum Job {
     Segment(StreamPath, String, CompletedSegment),
     Ended(StreamPath, String),
 }
@@ -301,7 +263,7 @@ impl Store {
     }
 }
 
-fn rec_key(info: &Info) -> RecKey {
+pub(crate) fn rec_key(info: &Info) -> RecKey {
     RecKey {
         seq: info.seq(),
         dir: info.dir.clone(),
@@ -382,132 +344,6 @@ pub async fn start(
         catalog,
         store,
     })
-}
-
-/// The task that writes recordings, in order.
-struct Writer {
-    dir: local::LocalDir,
-    catalog: Arc<Catalog>,
-    metrics: RecordMetrics,
-    uploader: Option<mpsc::Sender<s3::Msg>>,
-    ready: Ready,
-}
-
-impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<Job>, shutdown: CancellationToken) {
-        loop {
-            let job = tokio::select! {
-                job = rx.recv() => job,
-                _ = shutdown.cancelled() => rx.try_recv().ok(),
-            };
-            let Some(job) = job else { break };
-            match job {
-                Job::Segment(path, session, seg) => self.segment(path, session, seg).await,
-                Job::Ended(path, session) => match self.dir.ended(&path, &session).await {
-                    Ok(true) => self.ended(&path, &session).await,
-                    Ok(false) => {}
-                    Err(e) => {
-                        self.metrics.failure("write");
-                        warn!(stream = %path, error = format!("{e:#}"), "closing a recording failed");
-                    }
-                },
-            }
-        }
-        match self.dir.close_all().await {
-            Ok(closed) => {
-                for (path, session) in closed {
-                    self.ended(&path, &session).await;
-                }
-            }
-            Err(e) => {
-                self.metrics.failure("write");
-                warn!(
-                    error = format!("{e:#}"),
-                    "closing recordings at shutdown failed"
-                );
-            }
-        }
-    }
-
-    async fn segment(&mut self, path: StreamPath, session: String, seg: CompletedSegment) {
-        let (duration_s, pdt_ms) = (seg.duration_s, seg.pdt_ms);
-        let first = !self.dir.is_open(&path, &session);
-        let written = match self.dir.segment(&path, &session, seg).await {
-            Ok(w) => w,
-            Err(e) => {
-                self.metrics.segment("failed");
-                self.metrics.failure("write");
-                warn!(stream = %path, error = format!("{e:#}"), "recording a segment failed");
-                return;
-            }
-        };
-        self.metrics.segment("ok");
-        let media: u64 = written
-            .iter()
-            .filter(|w| !w.manifest)
-            .map(|w| w.bytes)
-            .sum();
-        self.metrics.bytes.inc_by(media);
-        if first && let Some(dir) = local::rel_dir(&path, &session) {
-            self.catalog.insert(Info {
-                id: session.clone(),
-                path: path.clone(),
-                dir,
-                started_ms: pdt_ms,
-                duration_s: 0.0,
-                state: State::Recording,
-            });
-        }
-        self.catalog
-            .update(&session, |i| i.duration_s += duration_s);
-        let Some(up) = &self.uploader else { return };
-        let Some(info) = self.catalog.get(&session) else {
-            return;
-        };
-        for w in written {
-            let item = Item {
-                rec: rec_key(&info),
-                file: w.file,
-                bytes: if w.manifest { 0 } else { w.bytes },
-                kind: if w.manifest {
-                    Kind::Manifest
-                } else {
-                    Kind::Media
-                },
-            };
-            let _ = up.send(s3::Msg::Stored(item)).await;
-        }
-    }
-
-    /// A recording's playlist is final: it is complete here, or once uploaded.
-    async fn ended(&mut self, _path: &StreamPath, session: &str) {
-        let Some(info) = self.catalog.get(session) else {
-            return;
-        };
-        match &self.uploader {
-            Some(up) => {
-                self.catalog.update(session, |i| i.state = State::Uploading);
-                let rec = rec_key(&info);
-                for file in [local::PLAYLIST, mpd::MANIFEST] {
-                    let _ = up
-                        .send(s3::Msg::Stored(Item {
-                            rec: rec.clone(),
-                            file: file.into(),
-                            bytes: 0,
-                            kind: Kind::Manifest,
-                        }))
-                        .await;
-                }
-                let _ = up.send(s3::Msg::Ended(rec)).await;
-            }
-            None => {
-                self.catalog.update(session, |i| i.state = State::Complete);
-                if let Some(info) = self.catalog.get(session) {
-                    (self.ready)(info);
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
