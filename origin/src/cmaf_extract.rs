@@ -15,13 +15,24 @@ pub fn extract_track(
     track_id: u32,
     new_track_id: u32,
 ) -> Result<Vec<Bytes>, CmafError> {
+    extract(fragments, track_id, new_track_id, true)
+}
+
+/// [`extract_track`]; `in_place`: cut fragments of our own shape without decoding them.
+fn extract(
+    fragments: &Bytes,
+    track_id: u32,
+    new_track_id: u32,
+    in_place: bool,
+) -> Result<Vec<Bytes>, CmafError> {
     let mut out = Vec::new();
     let mut pos = 0usize;
     while pos + 8 <= fragments.len() {
         // Our own fragments (one traf per track, one trun with sizes) are cut by patching
         // their bytes; anything else is decoded and re-encoded.
         let declared = be32(fragments, pos).unwrap_or(0) as usize;
-        if &fragments[pos + 4..pos + 8] == b"moof"
+        if in_place
+            && &fragments[pos + 4..pos + 8] == b"moof"
             && declared >= 8
             && let Some(cut) = cut_in_place(fragments, pos, declared, track_id, new_track_id)
         {
@@ -218,21 +229,7 @@ pub(crate) fn extract_track_decoded(
     track_id: u32,
     new_track_id: u32,
 ) -> Result<Vec<Bytes>, CmafError> {
-    let mut out = Vec::new();
-    let mut pos = 0usize;
-    while pos + 8 <= fragments.len() {
-        let mut cursor = &fragments[pos..];
-        let moof = Moof::decode(&mut cursor)?;
-        let moof_len = fragments.len() - pos - cursor.len();
-        let Some(mdat_len) = be32(fragments, pos + moof_len) else {
-            break;
-        };
-        if let Some(pair) = extract_one(fragments, pos, &moof, track_id, new_track_id)? {
-            out.extend(pair);
-        }
-        pos += moof_len + (mdat_len as usize).max(8);
-    }
-    Ok(out)
+    extract(fragments, track_id, new_track_id, false)
 }
 
 /// Whether the first fragment of `fragments` is cut in place (not decoded) for `track_id`.
