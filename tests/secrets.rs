@@ -2,7 +2,8 @@
 //! secret (publishing with a stream key and with a token, restreaming to destinations whose
 //! URLs carry keys — from a static rule, the cloud and the API —, signed cloud calls with a
 //! bearer token, API calls with the admin token, key creation, `ab` delivery to a fake
-//! Cloudflare with its API token and a forward whose URL carries the live input's stream key),
+//! Cloudflare with its API token and a forward whose URL carries the live input's stream key,
+//! recording to object storage with its credentials, every upload failing and logged),
 //! then no secret may appear in
 //! the log, in `/metrics`, in any API answer or in anything sent to the cloud except where the
 //! contract puts it (the authorize callback carries the credential it asks about).
@@ -23,6 +24,10 @@ const RULE_KEY: &str = "RULEDESTKEY-5521";
 const CLOUD_KEY: &str = "CLOUDDESTKEY-8812";
 const API_KEY: &str = "APIDESTKEY-3307";
 const CF_TOKEN: &str = "CFAPITOKEN-6a2c";
+/// Object storage credentials of recording (a store that refuses, so every upload fails and
+/// is logged).
+const S3_KEY_ID: &str = "S3KEYID-72ea";
+const S3_SECRET: &str = "S3SECRET-19f0";
 /// The fake Cloudflare's stream key of its first live input.
 const CF_STREAM_KEY: &str = "key-abc00001";
 
@@ -68,6 +73,8 @@ async fn run(mode: &str, dest_rtmp: &str, secrets: &mut Vec<String>) -> (String,
     let dir = tempfile::tempdir().unwrap();
     let keys_file = dir.path().join("keys.json");
     let rule = format!("live/ -> rtmp://{dest_rtmp}/live/d/{RULE_KEY}");
+    let recordings = dir.path().join("recordings");
+    let dead_store = format!("http://127.0.0.1:{}", free_port());
     let server = Binary::start(
         &[],
         &[
@@ -85,6 +92,12 @@ async fn run(mode: &str, dest_rtmp: &str, secrets: &mut Vec<String>) -> (String,
             ("GLASSCAST_DELIVERY_MODE", "ab"),
             ("GLASSCAST_MANAGED_CLOUDFLARE_API_URL", &cf.url),
             ("GLASSCAST_MANAGED_CLOUDFLARE_API_TOKEN", CF_TOKEN),
+            ("GLASSCAST_RECORD_ENABLED", "true"),
+            ("GLASSCAST_RECORD_PATH", recordings.to_str().unwrap()),
+            ("GLASSCAST_RECORD_S3_URL", "s3://audit-bucket/rec"),
+            ("GLASSCAST_RECORD_S3_ENDPOINT", &dead_store),
+            ("GLASSCAST_RECORD_S3_ACCESS_KEY_ID", S3_KEY_ID),
+            ("GLASSCAST_RECORD_S3_SECRET_ACCESS_KEY", S3_SECRET),
         ],
     )
     .await;
@@ -221,6 +234,8 @@ async fn no_secret_reaches_logs_metrics_api_or_status() {
             API_KEY,
             CF_TOKEN,
             CF_STREAM_KEY,
+            S3_KEY_ID,
+            S3_SECRET,
         ]
         .map(String::from)
         .to_vec();
@@ -229,6 +244,10 @@ async fn no_secret_reaches_logs_metrics_api_or_status() {
         assert!(
             log.contains(" DEBUG "),
             "the audit needs a debug/trace log:\n{log}"
+        );
+        assert!(
+            log.contains("upload failed"),
+            "the audit needs recording's failing uploads:\n{log}"
         );
         for secret in &secrets {
             assert!(
