@@ -29,6 +29,7 @@ use bytes::Bytes;
 use relay::media::{AacConfig, AudioFrame, AvcConfig, MediaMessage, VideoFrame};
 
 use crate::cmaf::{Sample, TrackRun, TrackSet, VIDEO_TIMESCALE, write_fragment, write_init};
+use crate::part_builder::PartBuilder;
 use crate::timeline::{Mapped, Timeline};
 
 pub use crate::fragment::{FragmentEvent, FragmenterStats, InitSegment, Part, SegmentStart};
@@ -59,20 +60,6 @@ impl Default for FragmenterConfig {
     }
 }
 
-/// What the chunks already emitted for the part being made add up to.
-#[derive(Debug, Default)]
-struct PartSoFar {
-    chunks: Vec<Bytes>,
-    master_samples: u32,
-    duration: u64,
-    independent: Option<bool>,
-    video_samples: u32,
-    audio_samples: u32,
-    /// First audio decode time and end of the last audio sample.
-    audio: Option<(u64, u64)>,
-    audio_bytes: u64,
-}
-
 /// Turns a stream of [`MediaMessage`]s into CMAF init segments, parts and segment boundaries.
 #[derive(Debug)]
 pub struct Fragmenter {
@@ -99,7 +86,7 @@ pub struct Fragmenter {
     part_video: Vec<Sample>,
     part_audio: Vec<Sample>,
     /// The chunks of the part being made and what they hold.
-    part: PartSoFar,
+    part: PartBuilder,
     discontinuity_next: bool,
     sequence: u32,
     events: VecDeque<FragmentEvent>,
@@ -127,7 +114,7 @@ impl Fragmenter {
             part_start: 0,
             part_video: Vec::new(),
             part_audio: Vec::new(),
-            part: PartSoFar::default(),
+            part: PartBuilder::default(),
             discontinuity_next: false,
             sequence: 0,
             events: VecDeque::new(),
@@ -469,7 +456,7 @@ impl Fragmenter {
         } else {
             self.part_audio.is_empty()
         };
-        chunk_empty && self.part.master_samples == 0
+        chunk_empty && self.part.has_no_master_samples()
     }
 
     fn open_segment(&mut self, start: u64) {
@@ -553,26 +540,8 @@ impl Fragmenter {
         } else {
             &self.part_audio
         };
-        let acc = &mut self.part;
-        if acc.independent.is_none() {
-            acc.independent = master.first().map(|s| s.sync);
-        }
-        acc.master_samples += master.len() as u32;
-        acc.duration += master.iter().map(|s| u64::from(s.duration)).sum::<u64>();
-        acc.video_samples += self.part_video.len() as u32;
-        acc.audio_samples += self.part_audio.len() as u32;
-        acc.audio_bytes += self
-            .part_audio
-            .iter()
-            .map(|s| s.data.len() as u64)
-            .sum::<u64>();
-        if let (Some(first), Some(last)) = (self.part_audio.first(), self.part_audio.last()) {
-            let end = last.dts + u64::from(last.duration);
-            acc.audio = Some(match acc.audio {
-                Some((start, _)) => (start, end),
-                None => (first.dts, end),
-            });
-        }
+        self.part
+            .add_chunk(data.clone(), master, &self.part_video, &self.part_audio);
         // A rebased timeline must resume after every track's last sample, not just the master's.
         for (samples, rate) in [
             (&self.part_video, VIDEO_TIMESCALE),
@@ -590,7 +559,6 @@ impl Fragmenter {
         }
         self.part_video.clear();
         self.part_audio.clear();
-        acc.chunks.push(data.clone());
         self.events.push_back(FragmentEvent::Chunk(data));
         Ok(())
     }
@@ -600,18 +568,8 @@ impl Fragmenter {
             return Ok(());
         }
         self.flush_chunk()?;
-        let acc = std::mem::take(&mut self.part);
-        let part = Part {
-            chunks: acc.chunks,
-            duration: acc.duration,
-            timescale: self.master_timescale(),
-            independent: acc.independent.unwrap_or(false),
-            video_samples: acc.video_samples,
-            audio_samples: acc.audio_samples,
-            audio: acc.audio.map(|(start, end)| (start, end - start)),
-            audio_bytes: acc.audio_bytes,
-        };
-        self.part_start += acc.duration;
+        let part = self.part.finish(self.master_timescale());
+        self.part_start += part.duration;
         self.events.push_back(FragmentEvent::Part(part));
         Ok(())
     }

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod metrics;
 pub mod naming;
 pub mod packager;
+mod part_builder;
 pub mod playlist;
 pub mod progressive;
 pub mod recording;
