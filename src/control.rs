@@ -59,11 +59,10 @@ pub fn attach(
     } = parts;
     let client = CloudClient::new(cfg.cloud.clone()).with_metrics(metrics);
     let cfg = Arc::new(cfg);
-    if let Some(r) = &recording {
+    let recording = recording.map(|r| {
         let (client, cfg, tasks2) = (client.clone(), cfg.clone(), tasks.clone());
-        let ready = r.ready.clone();
+        let mut ready = r.ready;
         tasks.spawn(async move {
-            let mut ready = ready.lock().await;
             while let Some(info) = ready.recv().await {
                 let body = RecordingReady {
                     user_id: info.path.user_id.clone(),
@@ -75,8 +74,8 @@ pub fn attach(
                 tasks2.spawn(send_recording_ready(client.clone(), body).instrument(span));
             }
         });
-    }
-    let recording = recording.map(|r| r.recording);
+        r.recording
+    });
     registry.on_new_stream(move |stream| {
         let span = info_span!(parent: None, "cloud", stream = %stream.path);
         tasks.spawn(
@@ -98,8 +97,8 @@ pub fn attach(
 /// cloud's `record` word, and the recordings that are safely stored (`recording-ready`).
 pub struct Recordings {
     pub recording: Arc<crate::record::Recording>,
-    pub ready:
-        Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<crate::record::catalog::Info>>>,
+    /// One message per recording made, so unbounded is bounded by the recordings.
+    pub ready: tokio::sync::mpsc::UnboundedReceiver<crate::record::catalog::Info>,
 }
 
 fn report(info: &crate::record::catalog::Info, public_url: &str) -> RecordingReport {

@@ -207,7 +207,7 @@ impl Server {
                     .clone()
                     .map(|recording| crate::control::Recordings {
                         recording,
-                        ready: Arc::new(tokio::sync::Mutex::new(ready_rx)),
+                        ready: ready_rx,
                     }),
             };
             attach_control(cloud, &registry, parts, &tasks, &metrics.cloud, &public_url);

@@ -44,14 +44,14 @@ async fn a_broadcast_with_a_reconnect_is_one_recording_that_decodes() {
     .await;
     let url = rtmp_url(&server, "live/rec%40example.com/s");
     let src = Source::normal(10.0);
-    assert!(publish(&src, &url).wait().await.unwrap().success());
+    publish_through(&src, &url).await;
     // While the broadcast lasts (within the grace period) the recording is an open EVENT list.
     let open = playlists(&root);
     assert_eq!(open.len(), 1, "{open:?}");
     let text = std::fs::read_to_string(&open[0]).unwrap();
     assert!(text.contains("#EXT-X-PLAYLIST-TYPE:EVENT"), "{text}");
     assert!(!text.contains("#EXT-X-ENDLIST"), "{text}");
-    assert!(publish(&src, &url).wait().await.unwrap().success());
+    publish_through(&src, &url).await;
     // The grace period passes: the broadcast ends and its recording becomes VOD.
     let text = eventually("the recording closed", Duration::from_secs(20), || async {
         let text = std::fs::read_to_string(&open[0]).ok()?;
@@ -468,13 +468,7 @@ async fn the_cloud_chooses_and_hears_of_recordings() {
     .await;
     // The cloud says record: recorded although the configuration does not.
     let src = Source::normal(5.0);
-    assert!(
-        publish(&src, &rtmp_url(&server, "live/asked/s"))
-            .wait()
-            .await
-            .unwrap()
-            .success()
-    );
+    publish_through(&src, &rtmp_url(&server, "live/asked/s")).await;
     let ready = eventually("recording-ready", Duration::from_secs(20), || async {
         cloud.posts("/api/rtmp-relay/recording-ready").pop()
     })
@@ -522,13 +516,7 @@ async fn the_cloud_chooses_and_hears_of_recordings() {
         .lock()
         .unwrap()
         .insert("record".into(), serde_json::Value::Bool(false));
-    assert!(
-        publish(&src, &rtmp_url(&server, "live/ruled/s"))
-            .wait()
-            .await
-            .unwrap()
-            .success()
-    );
+    publish_through(&src, &rtmp_url(&server, "live/ruled/s")).await;
     let stopped = eventually("the stopped report", Duration::from_secs(10), || async {
         cloud
             .posts("/api/rtmp-relay/stream-status")
@@ -542,13 +530,7 @@ async fn the_cloud_chooses_and_hears_of_recordings() {
 
     // The cloud leaves it to the configuration: the prefix rule records it.
     cloud.directives.lock().unwrap().remove("record");
-    assert!(
-        publish(&src, &rtmp_url(&server, "live/ruled/t"))
-            .wait()
-            .await
-            .unwrap()
-            .success()
-    );
+    publish_through(&src, &rtmp_url(&server, "live/ruled/t")).await;
     eventually(
         "the ruled recording is ready",
         Duration::from_secs(20),

@@ -55,7 +55,7 @@ async fn a_store_outage_loses_nothing_and_never_stalls_the_live_stream() {
         let (src, url) = (Source::normal(10.0), url.clone());
         tokio::spawn(async move {
             for _ in 0..2 {
-                assert!(publish(&src, &url).wait().await.unwrap().success());
+                publish_through(&src, &url).await;
             }
         })
     };
@@ -294,7 +294,7 @@ async fn uploads_left_in_the_spool_resume_at_the_next_start() {
     moto.pause();
     let src = Source::normal(6.0);
     let url = format!("rtmp://{}/live/resume/cam", relay.rtmp);
-    assert!(publish(&src, &url).wait().await.unwrap().success());
+    publish_through(&src, &url).await;
     let rec_dir = eventually("the recording ended", Duration::from_secs(20), || async {
         let d = std::fs::read_dir(root.join("resume/cam"))
             .ok()?
@@ -370,13 +370,7 @@ async fn a_store_that_refuses_is_retried_until_it_is_there() {
     ])
     .await;
     let src = Source::normal(6.0);
-    assert!(
-        publish(&src, &rtmp_url(&server, "live/down/cam"))
-            .wait()
-            .await
-            .unwrap()
-            .success()
-    );
+    publish_through(&src, &rtmp_url(&server, "live/down/cam")).await;
     let failures = eventually(
         "uploads fail and are retried",
         Duration::from_secs(20),

@@ -9,7 +9,7 @@ use origin::body::{Aborted, Body};
 use origin::naming::{MediaName, Names, TrackKind};
 use origin::progressive::Builder;
 use origin::recording::{BoxFuture, RecordedFile, RecordingFiles, Served};
-use origin::request::{RangeReq, parse_range};
+use origin::request::{RangeReq, parse_range, slice_chunks};
 use relay::path::StreamPath;
 use tracing::warn;
 
@@ -49,9 +49,10 @@ impl RecordingFiles for Files {
                 Some("m4s") => ("video/iso.segment", true),
                 _ => return None,
             };
-            let data = match MediaName::parse(&info.id, file) {
+            let chunks = match MediaName::parse(&info.id, file) {
                 // DASH's per-track view: cut from the muxed segment (audio and video, so video
-                // is track 1 and audio track 2), as the live origin does.
+                // is track 1 and audio track 2), as the live origin does; the pieces are slices
+                // of the segment, never copied.
                 Some(MediaName::TrackSegment(msn, kind)) => {
                     let names = Names {
                         prefix: info.id.clone(),
@@ -65,15 +66,15 @@ impl RecordingFiles for Files {
                     if pieces.is_empty() {
                         return None;
                     }
-                    Bytes::from(pieces.concat())
+                    pieces
                 }
-                _ => self.store.read(&info.dir, file).await?,
+                _ => vec![self.store.read(&info.dir, file).await?],
             };
-            let len = data.len() as u64;
+            let len: u64 = chunks.iter().map(|c| c.len() as u64).sum();
             let (body, range) = match parse_range(range, len) {
-                RangeReq::Full => (Body::from(data), None),
+                RangeReq::Full => (Body::from_chunks(chunks), None),
                 RangeReq::Partial(start, end) => (
-                    Body::from(data.slice(start as usize..=end as usize)),
+                    Body::from_chunks(slice_chunks(&chunks, start, end)),
                     Some(Served::Partial { start, end, len }),
                 ),
                 RangeReq::Unsatisfiable => (Body::empty(), Some(Served::Unsatisfiable { len })),

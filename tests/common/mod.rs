@@ -98,6 +98,12 @@ pub fn publish(src: &Source, url: &str) -> Child {
     publish_command(src, url).spawn().expect("ffmpeg starts")
 }
 
+/// Publishes `src` to `url` with ffmpeg to the end, and asserts it succeeded.
+pub async fn publish_through(src: &Source, url: &str) {
+    let status = publish(src, url).wait().await.expect("ffmpeg runs");
+    assert!(status.success(), "publishing to {url} failed: {status}");
+}
+
 /// Publishes `src` to `url` with ffmpeg to the end; returns whether ffmpeg succeeded and
 /// what it printed (errors only).
 pub async fn publish_output(src: &Source, url: &str) -> (bool, String) {
