@@ -5,6 +5,7 @@
 pub mod delivery;
 pub mod docs;
 mod layers;
+pub mod prefix_rules;
 pub mod record;
 pub mod sections;
 

@@ -31,14 +31,9 @@ impl RecordSettings {
 
     /// Whether `path` is recorded by the configuration (the cloud may overrule it).
     pub fn for_path(&self, path: &relay::path::StreamPath) -> bool {
-        let decoded = format!("live/{}/{}", path.user_id, path.stream_id);
-        let encoded = path.url_path();
-        let encoded = encoded.trim_start_matches('/');
-        self.prefixes
-            .iter()
-            .filter(|(p, _)| decoded.starts_with(p.as_str()) || encoded.starts_with(p.as_str()))
-            .max_by_key(|(p, _)| p.len())
-            .map_or(self.enabled, |(_, on)| *on)
+        super::prefix_rules::lookup(&self.prefixes, path)
+            .copied()
+            .unwrap_or(self.enabled)
     }
 }
 

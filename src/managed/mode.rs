@@ -89,28 +89,15 @@ pub struct ModeRules {
 impl ModeRules {
     /// Parses `PREFIX -> MODE; PREFIX -> MODE`.
     pub fn parse_prefixes(text: &str) -> Result<Vec<(String, DeliveryMode)>, String> {
-        text.split(';')
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .map(|rule| {
-                let (prefix, mode) = rule
-                    .split_once("->")
-                    .ok_or_else(|| format!("{rule:?} is not `PATH_PREFIX -> MODE`"))?;
-                Ok((prefix.trim().to_string(), mode.parse()?))
-            })
-            .collect()
+        crate::config::prefix_rules::parse(text, "MODE", str::parse)
     }
 
     /// The mode of `path` (`live/{userId}/{streamId}`, decoded or percent-encoded) before the
     /// cloud has its say.
     pub fn for_path(&self, path: &relay::path::StreamPath) -> DeliveryMode {
-        let decoded = format!("live/{}/{}", path.user_id, path.stream_id);
-        let encoded = path.url_path();
-        self.prefixes
-            .iter()
-            .filter(|(p, _)| decoded.starts_with(p.as_str()) || encoded.starts_with(p.as_str()))
-            .max_by_key(|(p, _)| p.len())
-            .map_or(self.default, |(_, m)| *m)
+        crate::config::prefix_rules::lookup(&self.prefixes, path)
+            .copied()
+            .unwrap_or(self.default)
     }
 
     /// Every mode the configuration can produce.
