@@ -258,7 +258,6 @@ async fn run(
     let mut poll = tokio::time::interval(cfg.poll_interval);
     let mut heartbeat = tokio::time::interval(cfg.heartbeat);
     let mut watch = tokio::time::interval(Duration::from_millis(500));
-    let (mut last_bytes, mut last_at) = (stream.bytes_in(), Instant::now());
     let mut bitrate = 0u64;
     let mut last_reported: Option<Vec<String>> = None;
     let mut in_flight: Option<Request> = None;
@@ -328,12 +327,7 @@ async fn run(
             }
             _ = heartbeat.tick(), if !is_ended => {
                 let now = Instant::now();
-                let bytes = stream.bytes_in();
-                let secs = now.duration_since(last_at).as_secs_f64();
-                if secs > 0.5 {
-                    bitrate = ((bytes - last_bytes) as f64 * 8.0 / secs) as u64;
-                    (last_bytes, last_at) = (bytes, now);
-                }
+                bitrate = stream.ingest_bitrate(now);
                 let s = src.status("active", bitrate);
                 last_reported = Some(fingerprint(&s));
                 outbox.handle_status(s, now);

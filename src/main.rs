@@ -160,11 +160,20 @@ fn main() -> ExitCode {
 fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log_level));
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    if cfg.log_json {
+        // One object per line: the event's fields, its span chain (connection, stream,
+        // destination) and the current span, as Loki and Elasticsearch ingest them.
+        fmt.json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init();
+    } else {
+        fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
     // Panics inside connection tasks (e.g. in the RTMP library) are contained; log them
     // through tracing so they carry the connection's span.
     std::panic::set_hook(Box::new(|info| {

@@ -284,6 +284,7 @@ impl Server {
                 "the admin listener is not on loopback and admin.token is not set: the management API refuses every request"
             );
         }
+        let public_url_for_info = public_url.clone();
         let outputs = Arc::new(crate::admin::ApiOutputs::default());
         outputs.attach(&registry);
         let admin_state = Arc::new(crate::admin::AdminState {
@@ -299,7 +300,18 @@ impl Server {
             deliveries: deliveries.clone(),
             allowed_hosts: cfg.restream_allowed_hosts.clone(),
             recordings: recording.clone(),
+            ended: Default::default(),
+            info: crate::admin::RelayInfo {
+                version: env!("CARGO_PKG_VERSION"),
+                auth_mode: cfg.auth.mode.word(),
+                recording: recording.is_some(),
+                player: cfg.http_player,
+                public_url: public_url_for_info,
+                rtmp_url: format!("rtmp://{rtmp_addr}"),
+                rtmps_url: rtmps_addr.map(|a| format!("rtmps://{a}")),
+            },
         });
+        crate::admin::EndedStreams::attach(&admin_state, &registry);
         info!("admin listening on {admin_addr}");
         let admin_task = tokio::spawn(crate::admin::serve(admin, admin_state, shutdown.clone()));
         Ok(Server {

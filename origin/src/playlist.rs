@@ -295,6 +295,25 @@ impl Playlist {
         (frames > 0 && secs > 0.0).then(|| frames as f64 / secs)
     }
 
+    /// Mean and longest duration in seconds of the last `n` parts (listed or in the open
+    /// segment), newest last; `None` before the first part.
+    pub fn part_cadence(&self, n: usize) -> Option<(f64, f64)> {
+        let recent: Vec<f64> = self
+            .segments
+            .iter()
+            .chain(self.open.as_ref())
+            .rev()
+            .flat_map(|s| s.parts.iter().rev())
+            .take(n)
+            .map(|p| p.duration)
+            .collect();
+        if recent.is_empty() {
+            return None;
+        }
+        let max = recent.iter().copied().fold(0.0, f64::max);
+        Some((recent.iter().sum::<f64>() / recent.len() as f64, max))
+    }
+
     /// How long a held request may wait.
     pub fn blocking_timeout(&self) -> Duration {
         Duration::from_secs(3 * self.target_duration)

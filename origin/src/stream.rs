@@ -33,6 +33,24 @@ struct State {
     mpd: Option<(u64, Option<String>, Arc<Rendered>)>,
 }
 
+/// Parts the cadence in [`StreamSummary`] is measured over (about 6 s at the default target).
+const PART_CADENCE_WINDOW: usize = 30;
+
+/// A stream's tracks and part cadence, as [`OriginStream::summary`] reads them.
+#[derive(Debug, Clone)]
+pub struct StreamSummary {
+    pub video: Option<Arc<relay::media::AvcConfig>>,
+    pub audio: Option<Arc<relay::media::AacConfig>>,
+    /// Frames per second over the playlist's segments.
+    pub frame_rate: Option<f64>,
+    pub part_target: Duration,
+    /// Mean and longest of the recent parts' durations.
+    pub part_mean: Option<Duration>,
+    pub part_max: Option<Duration>,
+    /// The media sequence number of the segment being made.
+    pub next_msn: u64,
+}
+
 /// One stream as the origin serves it.
 pub struct OriginStream {
     pub path: StreamPath,
@@ -259,16 +277,33 @@ impl OriginStream {
         }
     }
 
-    /// Distinct viewer sessions seen within `window`.
     /// Requests held until a part exists.
     pub fn blocked_requests(&self) -> usize {
         self.lock().waiters.len()
     }
 
+    /// Distinct viewer sessions seen within `window`.
     pub fn viewers(&self, now: Instant, window: Duration) -> u64 {
         let mut v = self.viewers.lock().unwrap_or_else(|e| e.into_inner());
         v.retain(|_, t| now.saturating_duration_since(*t) < window);
         v.len() as u64
+    }
+
+    /// What the stream carries and how its parts come (for the management API): read off
+    /// the current init and the playlist, never computed from the media again.
+    pub fn summary(&self) -> StreamSummary {
+        let st = self.lock();
+        let tracks = st.core.store.current_tracks();
+        let cadence = st.core.playlist.part_cadence(PART_CADENCE_WINDOW);
+        StreamSummary {
+            video: tracks.and_then(|t| t.video.clone()),
+            audio: tracks.and_then(|t| t.audio.clone()),
+            frame_rate: st.core.playlist.frame_rate(),
+            part_target: st.core.playlist.config().part_target,
+            part_mean: cadence.map(|c| Duration::from_secs_f64(c.0)),
+            part_max: cadence.map(|c| Duration::from_secs_f64(c.1)),
+            next_msn: st.core.playlist.next_msn(),
+        }
     }
 
     /// Blocking playlist reloads being held.

@@ -20,6 +20,7 @@ pub mod limits;
 pub mod media;
 pub mod net;
 pub mod path;
+pub mod rate;
 pub mod registry;
 pub mod restream;
 pub mod rtmp;

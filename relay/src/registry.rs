@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 
@@ -43,6 +43,8 @@ pub struct Stream {
     pub started_at: SystemTime,
     state: Mutex<StreamState>,
     bytes_in: AtomicU64,
+    /// The ingest rate, sampled when asked.
+    rate: Mutex<crate::rate::RateMeter>,
     publishes: AtomicU64,
     ended: tokio::sync::watch::Sender<bool>,
 }
@@ -80,6 +82,15 @@ impl Stream {
 
     pub fn bytes_in(&self) -> u64 {
         self.bytes_in.load(Ordering::Relaxed)
+    }
+
+    /// Ingest bits per second over about the last five seconds.
+    pub fn ingest_bitrate(&self, now: Instant) -> u64 {
+        let total = self.bytes_in();
+        self.rate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .handle_sample(now, total)
     }
 
     /// Number of publishing connections this stream has had (1 + reconnects).
@@ -212,6 +223,11 @@ impl Registry {
                             ended: false,
                         }),
                         bytes_in: AtomicU64::new(0),
+                        rate: Mutex::new(crate::rate::RateMeter::new(
+                            Instant::now(),
+                            0,
+                            Duration::from_secs(5),
+                        )),
                         publishes: AtomicU64::new(0),
                         ended: tokio::sync::watch::Sender::new(false),
                     });

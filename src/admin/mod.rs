@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::store::KeyStore;
 use error::ApiError;
 pub use outputs::ApiOutputs;
+pub use streams::EndedStreams;
 
 /// The OpenAPI 3.1 document of `/v1`, served at `/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -52,6 +53,29 @@ pub struct AdminState {
     pub recordings: Option<Arc<crate::record::Recording>>,
     /// Hosts apps may add outputs to (`.example.com` matches subdomains); empty = any.
     pub allowed_hosts: Vec<String>,
+    /// Streams that ended recently (`GET /v1/streams?ended=true`).
+    pub ended: streams::EndedStreams,
+    /// What `GET /v1/info` tells.
+    pub info: RelayInfo,
+}
+
+/// What the relay is and which features are on (`GET /v1/info`), for the console and
+/// scripts; never a secret.
+#[derive(serde::Serialize, Clone, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayInfo {
+    pub version: &'static str,
+    /// `open`, `keys`, `token` or `callback`.
+    pub auth_mode: &'static str,
+    /// Whether recording can happen (configured, or the cloud may ask for it).
+    pub recording: bool,
+    /// Whether the public player page is served (`http.player`).
+    pub player: bool,
+    /// Base of playback URLs.
+    pub public_url: String,
+    /// Where publishers connect (`rtmp://ADDR/live/{userId}/{streamId}`).
+    pub rtmp_url: String,
+    pub rtmps_url: Option<String>,
 }
 
 type Shared = Arc<AdminState>;
@@ -72,6 +96,7 @@ pub fn router(state: Shared) -> Router {
             "/streams/{user_id}/{stream_id}/outputs/{output_id}",
             delete(outputs::remove),
         )
+        .route("/info", get(info))
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/{key_id}", delete(keys::revoke))
         .route("/recordings", get(recordings::list))
@@ -152,6 +177,10 @@ async fn metrics(State(state): State<Shared>) -> Response {
         .into_response()
 }
 
+async fn info(State(state): State<Shared>) -> axum::Json<RelayInfo> {
+    axum::Json(state.info.clone())
+}
+
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
@@ -187,6 +216,8 @@ mod tests {
             public_url: "http://127.0.0.1:8888".into(),
             allowed_hosts: vec![],
             recordings: None,
+            ended: Default::default(),
+            info: Default::default(),
         })
     }
 
@@ -266,8 +297,11 @@ mod tests {
                 "/v1/streams/{userId}/{streamId}/outputs/{outputId}",
                 &["delete"],
             ),
+            ("/v1/info", &["get"]),
             ("/v1/keys", &["get", "post"]),
             ("/v1/keys/{keyId}", &["delete"]),
+            ("/v1/recordings", &["get"]),
+            ("/v1/recordings/{recordingId}", &["get", "delete"]),
         ] {
             for m in methods {
                 assert!(doc["paths"][path][m].is_object(), "{m} {path} undocumented");

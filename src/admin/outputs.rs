@@ -57,7 +57,7 @@ impl ApiOutputs {
 }
 
 /// One output in a list (key masked).
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct OutputView {
     output_id: String,
@@ -66,6 +66,11 @@ pub struct OutputView {
     added_by: String,
     status: String,
     error: Option<String>,
+    /// Bytes written to the destination, over every connection.
+    bytes_sent: u64,
+    /// Media messages dropped because the destination was slower than the stream.
+    dropped: u64,
+    reconnects: u64,
 }
 
 #[derive(Serialize)]
@@ -117,6 +122,9 @@ pub fn outputs_of(state: &Shared, path: &StreamPath) -> Vec<OutputView> {
                 added_by,
                 status: s.state.status().into(),
                 error: s.last_error.clone(),
+                bytes_sent: s.bytes_sent,
+                dropped: s.dropped,
+                reconnects: s.reconnects,
             }
         })
         .collect()

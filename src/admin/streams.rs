@@ -1,33 +1,43 @@
-//! `/v1/streams`: the live streams (and those in their reconnect grace period), one stream,
-//! and kicking a publisher.
+//! `/v1/streams`: the live streams (and those in their reconnect grace period), the recently
+//! ended ones on request, one stream, and kicking a publisher.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use relay::path::StreamPath;
-use relay::registry::Stream;
-use serde::Serialize;
+use relay::registry::{Registry, Stream};
+use serde::{Deserialize, Serialize};
 
 use super::Shared;
 use super::error::{ApiError, ApiResult};
 use super::outputs::{OutputView, outputs_of};
 
 /// One stream as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamView {
     user_id: String,
     stream_id: String,
-    /// `live` (a publisher is connected) or `reconnecting` (grace period).
+    /// `live` (a publisher is connected), `reconnecting` (grace period) or `ended`.
     state: &'static str,
     started_at: String,
+    /// When the stream ended (only for `ended`).
+    ended_at: Option<String>,
     client_ip: Option<String>,
     /// Publisher reconnects within this stream.
     reconnects: u64,
     bytes_in: u64,
+    /// Ingest bits per second over about the last five seconds.
+    bitrate: u64,
+    video: Option<VideoView>,
+    audio: Option<AudioView>,
+    parts: Option<PartsView>,
     viewers: u64,
     hls_url: String,
     dash_url: String,
@@ -35,8 +45,38 @@ pub struct StreamView {
     delivery: DeliveryInfo,
 }
 
+/// The video track as published.
+#[derive(Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoView {
+    /// RFC 6381 (`avc1.64001f`).
+    codec: String,
+    width: u32,
+    height: u32,
+    /// Measured over the playlist's segments.
+    frame_rate: Option<f64>,
+}
+
+/// The audio track as published.
+#[derive(Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct AudioView {
+    codec: String,
+    sample_rate: u32,
+    channels: u8,
+}
+
+/// How the LL-HLS parts come: the configured target and the recent parts' mean and longest.
+#[derive(Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct PartsView {
+    target_ms: u64,
+    mean_ms: Option<f64>,
+    max_ms: Option<f64>,
+}
+
 /// Who serves the stream's viewers, and the managed platform's side when one is involved.
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryInfo {
     /// `self`, `cloudflare`, `ivs` or `ab`.
@@ -92,8 +132,36 @@ pub fn params<T>(p: Result<Path<T>, PathRejection>) -> ApiResult<T> {
         .map_err(|e| ApiError::invalid(format!("bad path: {e}")))
 }
 
+fn media_of(state: &Shared, path: &StreamPath) -> MediaViews {
+    let Some(sum) = state.origin.get(path).map(|os| os.summary()) else {
+        return (None, None, None);
+    };
+    let ms = |d: Duration| (d.as_secs_f64() * 10_000.0).round() / 10.0;
+    (
+        sum.video.map(|v| VideoView {
+            codec: v.codec_string(),
+            width: v.width,
+            height: v.height,
+            frame_rate: sum.frame_rate.map(|f| (f * 100.0).round() / 100.0),
+        }),
+        sum.audio.map(|a| AudioView {
+            codec: a.codec_string(),
+            sample_rate: a.sample_rate,
+            channels: a.channels,
+        }),
+        Some(PartsView {
+            target_ms: sum.part_target.as_millis() as u64,
+            mean_ms: sum.part_mean.map(ms),
+            max_ms: sum.part_max.map(ms),
+        }),
+    )
+}
+
+type MediaViews = (Option<VideoView>, Option<AudioView>, Option<PartsView>);
+
 fn view(state: &Shared, s: &Stream) -> StreamView {
     let base = format!("{}/{}", state.public_url, s.path.url_path());
+    let (video, audio, parts) = media_of(state, &s.path);
     StreamView {
         user_id: s.path.user_id.clone(),
         stream_id: s.path.stream_id.clone(),
@@ -103,9 +171,14 @@ fn view(state: &Shared, s: &Stream) -> StreamView {
             "reconnecting"
         },
         started_at: rfc3339(s.started_at),
+        ended_at: None,
         client_ip: s.client_ip().map(|ip| ip.to_string()),
         reconnects: s.publishes().saturating_sub(1),
         bytes_in: s.bytes_in(),
+        bitrate: s.ingest_bitrate(Instant::now()),
+        video,
+        audio,
+        parts,
         viewers: state
             .origin
             .get(&s.path)
@@ -128,14 +201,67 @@ pub fn find(
         .ok_or_else(ApiError::stream_not_found)
 }
 
-pub async fn list(State(state): State<Shared>) -> Json<StreamList> {
-    let streams = state
+/// Streams that ended in the last hour (at most [`ENDED_KEPT`]), newest first, as they were
+/// when they ended.
+#[derive(Default)]
+pub struct EndedStreams {
+    views: Mutex<VecDeque<(Instant, StreamView)>>,
+}
+
+/// How many ended streams `?ended=true` lists at most, and for how long.
+pub const ENDED_KEPT: usize = 100;
+const ENDED_FOR: Duration = Duration::from_secs(3600);
+
+impl EndedStreams {
+    /// Remembers every stream of `registry` as it ends.
+    pub fn attach(state: &Shared, registry: &Registry) {
+        let weak = Arc::downgrade(state);
+        registry.on_stream_ended(move |s| {
+            let Some(state) = weak.upgrade() else { return };
+            let mut v = view(&state, s);
+            v.state = "ended";
+            v.ended_at = Some(rfc3339(SystemTime::now()));
+            (v.bitrate, v.viewers) = (0, 0);
+            let mut views = state.ended.lock();
+            views.push_front((Instant::now(), v));
+            views.truncate(ENDED_KEPT);
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(Instant, StreamView)>> {
+        self.views.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn recent(&self, now: Instant) -> Vec<StreamView> {
+        let mut views = self.lock();
+        views.retain(|(t, _)| now.saturating_duration_since(*t) < ENDED_FOR);
+        views.iter().map(|(_, v)| v.clone()).collect()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Also list the streams that ended recently.
+    #[serde(default)]
+    ended: bool,
+}
+
+pub async fn list(
+    State(state): State<Shared>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult<Json<StreamList>> {
+    let Query(q) = q.map_err(|e| ApiError::invalid(format!("bad query: {e}")))?;
+    let mut streams: Vec<StreamView> = state
         .registry
         .list()
         .iter()
         .map(|s| view(&state, s))
         .collect();
-    Json(StreamList { streams })
+    if q.ended {
+        streams.extend(state.ended.recent(Instant::now()));
+    }
+    Ok(Json(StreamList { streams }))
 }
 
 pub async fn get_one(

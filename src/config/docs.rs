@@ -63,6 +63,11 @@ pub const DOCS: &[(&str, &str, &str)] = &[
         "longest request target (path and query) accepted; longer gets 414",
     ),
     (
+        "http",
+        "player",
+        "serve a public hls.js player page at /live/{userId}/{streamId}/ (cacheable)",
+    ),
+    (
         "admin",
         "listen",
         "admin listener: /metrics, /healthz, the management API under /v1",
@@ -321,4 +326,9 @@ pub const DOCS: &[(&str, &str, &str)] = &[
         "also store the per-track segments `index.mpd` names, so it plays straight from the directory or bucket (twice the bytes); off: it plays through the origin",
     ),
     ("log", "level", "tracing filter (RUST_LOG wins when set)"),
+    (
+        "log",
+        "format",
+        "`text` (human-readable) or `json` (one object per event with its span fields, for Loki or Elasticsearch)",
+    ),
 ];

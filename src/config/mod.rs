@@ -57,6 +57,10 @@ pub struct Config {
     /// Label per-stream metrics with the stream path (unbounded label sets; off by default).
     pub per_stream_labels: bool,
     pub log_level: String,
+    /// `log.format = "json"`: one JSON object per event.
+    pub log_json: bool,
+    /// `http.player`: the public player page.
+    pub http_player: bool,
 }
 
 /// Who may publish (`auth.*`).
@@ -92,6 +96,18 @@ pub enum AuthMode {
     Keys,
     Token,
     Callback,
+}
+
+impl AuthMode {
+    /// The mode as written in the configuration.
+    pub fn word(self) -> &'static str {
+        match self {
+            AuthMode::Open => "open",
+            AuthMode::Keys => "keys",
+            AuthMode::Token => "token",
+            AuthMode::Callback => "callback",
+        }
+    }
 }
 
 impl FromStr for AuthMode {
@@ -256,6 +272,17 @@ pub fn validate(layered: &Layered) -> Result<Config, Vec<String>> {
     let cloud_heartbeat = c.cloud.heartbeat_ms;
     let cloud_backlog = c.cloud.max_backlog_s;
     let log_level = c.log.level.clone();
+    let log_json = match c.log.format.as_str() {
+        "text" => false,
+        "json" => true,
+        other => {
+            errors.push(format!(
+                "log.format must be `text` or `json`, got `{other}`"
+            ));
+            false
+        }
+    };
+    let http_player = c.http.player;
     let publish_deadline_ms = c.rtmp.publish_deadline_ms;
     let rtmp_max_connections = count(c.rtmp.max_connections);
     let rtmp_max_per_ip = count(c.rtmp.max_connections_per_ip);
@@ -470,6 +497,8 @@ pub fn validate(layered: &Layered) -> Result<Config, Vec<String>> {
         managed,
         per_stream_labels,
         log_level,
+        log_json,
+        http_player,
     })
 }
 

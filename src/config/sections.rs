@@ -74,6 +74,7 @@ pub struct Http {
     pub max_connections: u64,
     pub header_timeout_ms: u64,
     pub max_url_bytes: u64,
+    pub player: bool,
 }
 
 impl Default for Http {
@@ -86,6 +87,7 @@ impl Default for Http {
             max_connections: 10_000,
             header_timeout_ms: 10_000,
             max_url_bytes: 4096,
+            player: false,
         }
     }
 }
@@ -341,12 +343,14 @@ impl Default for Record {
 #[serde(default, deny_unknown_fields)]
 pub struct Log {
     pub level: String,
+    pub format: String,
 }
 
 impl Default for Log {
     fn default() -> Self {
         Self {
             level: "info".into(),
+            format: "text".into(),
         }
     }
 }
