@@ -268,14 +268,16 @@ impl Server {
                 ""
             }
         );
-        let state = Arc::new(HttpState::new(
+        let mut state = HttpState::new(
             origin.clone(),
             origin::http::HttpLimits {
                 max_connections: cfg.limits.http_max_connections,
                 header_timeout: cfg.limits.http_header_timeout,
                 max_url_bytes: cfg.limits.http_max_url_bytes,
             },
-        ));
+        );
+        state.player = cfg.http_player;
+        let state = Arc::new(state);
         let http_task = tokio::spawn(origin::http::serve(http, state, http_tls, shutdown.clone()));
 
         let loopback = admin_addr.ip().is_loopback();

@@ -9,11 +9,14 @@
 //! - `GET /live/{userId}/{streamId}/{prefix}-init{n}.mp4 | -p{n}.m4s | -s{n}.m4s`
 //! - `GET /recordings/{userId}/{streamId}/{recordingId}/{file}` when recording is on: served by
 //!   the binary's [`crate::recording::RecordingFiles`] (the one route that may read storage)
+//! - with the player page on ([`HttpState::player`]): `GET /live/{userId}/{streamId}/` (the
+//!   page, for any well-formed path, live or not) and hls.js at [`crate::player::HLS_JS_PATH`]
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body as HttpBody;
@@ -48,6 +51,8 @@ pub const TIME_PATH: &str = "/time";
 
 const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const CACHE_NONE: &str = "no-cache";
+/// The player page is the same for every stream and changes only with the binary.
+const CACHE_PAGE: &str = "public, max-age=300";
 /// Playlist URLs with `_HLS_` directives are unique per update: a cache may keep them briefly.
 const CACHE_DIRECTIVE: &str = "public, max-age=2";
 const CACHE_ERROR: &str = "no-store";
@@ -56,6 +61,8 @@ const CACHE_ERROR: &str = "no-store";
 pub struct HttpState {
     pub origin: Arc<Origin>,
     pub limits: HttpLimits,
+    /// Serve the public player page (`http.player`).
+    pub player: bool,
     offenders: OffenderLog,
 }
 
@@ -64,6 +71,7 @@ impl HttpState {
         Self {
             origin,
             limits,
+            player: false,
             offenders: OffenderLog::default(),
         }
     }
@@ -201,6 +209,13 @@ fn simple(status: StatusCode, cache: &'static str, body: impl Into<Body>) -> Res
     r
 }
 
+fn asset(cache: &'static str, content_type: &'static str, bytes: Bytes) -> Response<Body> {
+    let mut r = simple(StatusCode::OK, cache, bytes);
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
 fn not_found() -> Response<Body> {
     simple(StatusCode::NOT_FOUND, CACHE_ERROR, "not found\n")
 }
@@ -303,6 +318,13 @@ async fn route(
         let now = crate::playlist::format_pdt(crate::playlist::epoch_ms(SystemTime::now()));
         return simple(StatusCode::OK, CACHE_ERROR, now);
     }
+    if state.player && path == crate::player::HLS_JS_PATH {
+        return asset(
+            CACHE_IMMUTABLE,
+            "text/javascript; charset=utf-8",
+            Bytes::from_static(crate::player::HLS_JS),
+        );
+    }
     let segs: Vec<&str> = path.split('/').collect();
     if let ["", "recordings", user, stream, id, file] = segs.as_slice() {
         let range = req.headers().get(header::RANGE);
@@ -314,6 +336,17 @@ async fn route(
     let Ok(sp) = StreamPath::from_url_segments(app, user, stream) else {
         return not_found();
     };
+    if file.is_empty() {
+        // The page waits for a stream that is not live yet, so it is served either way.
+        return match state.player {
+            true => asset(
+                CACHE_PAGE,
+                "text/html; charset=utf-8",
+                Bytes::from_static(crate::player::PAGE.as_bytes()),
+            ),
+            false => not_found(),
+        };
+    }
     let Some(os) = state.origin.get(&sp) else {
         state.origin.metrics.request("other", "not_found");
         return not_found();

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod naming;
 pub mod packager;
 mod part_builder;
+pub mod player;
 pub mod playlist;
 pub mod progressive;
 pub mod recording;

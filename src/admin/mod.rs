@@ -1,8 +1,10 @@
-//! The admin listener (`admin.listen`): `/healthz`, `/metrics` and the management API under
-//! `/v1` (CONTRACTS.md), never on the viewer-facing listener. The API needs
+//! The admin listener (`admin.listen`): `/healthz`, `/metrics`, the console at `/`
+//! ([`console`]) and the management API under `/v1` (CONTRACTS.md), never on the
+//! viewer-facing listener. The API needs
 //! `Authorization: Bearer <admin.token>`; with no token configured it answers only when this
 //! listener is on loopback.
 
+mod console;
 mod error;
 mod keys;
 mod outputs;
@@ -108,7 +110,7 @@ pub fn router(state: Shared) -> Router {
             ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such API endpoint")
         })
         .route_layer(middleware::from_fn_with_state(state.clone(), bearer));
-    Router::new()
+    console::router()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi))
