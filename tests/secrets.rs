@@ -38,7 +38,12 @@ struct Audit {
     seen: Vec<String>,
 }
 
-async fn run(mode: &str, dest_rtmp: &str, secrets: &mut Vec<String>) -> (String, Audit) {
+async fn run(
+    mode: &str,
+    log_format: &str,
+    dest_rtmp: &str,
+    secrets: &mut Vec<String>,
+) -> (String, Audit) {
     let cloud_bodies: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let cb = cloud_bodies.clone();
     let dest = dest_rtmp.to_string();
@@ -79,6 +84,7 @@ async fn run(mode: &str, dest_rtmp: &str, secrets: &mut Vec<String>) -> (String,
         &[],
         &[
             ("RUST_LOG", "trace"),
+            ("GLASSCAST_LOG_FORMAT", log_format),
             ("GLASSCAST_AUTH_MODE", mode),
             ("GLASSCAST_AUTH_KEYS_FILE", keys_file.to_str().unwrap()),
             ("GLASSCAST_AUTH_TOKEN_SECRET", TOKEN_SECRET),
@@ -217,13 +223,46 @@ async fn run(mode: &str, dest_rtmp: &str, secrets: &mut Vec<String>) -> (String,
     )
 }
 
+/// Every line of a `log.format = "json"` log is one JSON object, and events carry their span
+/// chain: the connection, the stream and the destination.
+fn json_log_has_span_fields(log: &str) {
+    let events: Vec<Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(events.len() > 50, "{} events", events.len());
+    for e in &events {
+        assert!(e["timestamp"].is_string() && e["level"].is_string() && e["fields"].is_object(), "{e}");
+    }
+    let in_span = |name: &str, field: &str| {
+        events.iter().any(|e| {
+            e["spans"].as_array().is_some_and(|spans| {
+                spans
+                    .iter()
+                    .any(|s| s["name"] == name && s[field].is_string() || s["name"] == name && s[field].is_number())
+            })
+        })
+    };
+    assert!(in_span("rtmp", "conn"), "no event in a connection's span");
+    assert!(in_span("packager", "stream"), "no event in a stream's span");
+    assert!(in_span("restream", "destination"), "no event in a destination's span");
+    assert!(
+        events.iter().any(|e| e["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("rtmp listening on"))),
+        "the listening lines tools look for"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_logs_metrics_api_or_status() {
     require("ffmpeg");
     // A real RTMP destination for the restreams: another relay, in-process.
     let dest = start(&[]).await;
     let dest_rtmp = dest.rtmp_addr.to_string();
-    for mode in ["keys", "token"] {
+    // Text logs with keys, JSON logs (`log.format = "json"`) with tokens.
+    for (mode, log_format) in [("keys", "text"), ("token", "json")] {
         let mut secrets: Vec<String> = [
             ADMIN_TOKEN,
             CLOUD_TOKEN,
@@ -239,12 +278,15 @@ async fn no_secret_reaches_logs_metrics_api_or_status() {
         ]
         .map(String::from)
         .to_vec();
-        let (log, audit) = run(mode, &dest_rtmp, &mut secrets).await;
+        let (log, audit) = run(mode, log_format, &dest_rtmp, &mut secrets).await;
         // Everything down to trace is on (our DEBUG lines are there).
         assert!(
-            log.contains(" DEBUG "),
+            log.contains(" DEBUG ") || log.contains("\"level\":\"DEBUG\""),
             "the audit needs a debug/trace log:\n{log}"
         );
+        if log_format == "json" {
+            json_log_has_span_fields(&log);
+        }
         assert!(
             log.contains("upload failed"),
             "the audit needs recording's failing uploads:\n{log}"

@@ -853,9 +853,10 @@ impl Binary {
             head.push_str(&line);
             head.push('\n');
             let addr = |tag: &str| {
+                // In a JSON log the address ends at the message's closing quote.
                 line.split(tag)
                     .nth(1)
-                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|r| r.split(|c: char| c.is_whitespace() || c == '"').next())
                     .map(str::to_string)
             };
             rtmp = rtmp.or(addr("rtmp listening on "));
