@@ -578,6 +578,91 @@ pub fn self_signed(dir: &std::path::Path) -> (String, String) {
 /// hls-parser) and returns the JSON it prints. Fails loudly when Node, Chromium or the npm
 /// packages are missing.
 pub async fn node_script(script: &str, args: &[String]) -> serde_json::Value {
+    let dir = browser_dir();
+    let out = Command::new("node")
+        .arg(dir.join(script))
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{script} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// A `tests/browser` Node script the test talks to while it runs: it prints one JSON object
+/// per line (a step reached, or its result) and reads one line per step the test takes.
+pub struct NodeSession {
+    child: Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    script: String,
+}
+
+impl NodeSession {
+    pub fn start(script: &str, args: &[String]) -> Self {
+        use tokio::io::AsyncBufReadExt as _;
+        let mut child = Command::new("node")
+            .arg(browser_dir().join(script))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs");
+        let stdin = child.stdin.take().expect("stdin");
+        let lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        Self {
+            child,
+            stdin,
+            lines,
+            script: script.into(),
+        }
+    }
+
+    /// The next object the script prints (within `timeout`).
+    pub async fn next(&mut self, timeout: Duration) -> serde_json::Value {
+        let line = tokio::time::timeout(timeout, self.lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("{}: nothing printed within {timeout:?}", self.script))
+            .expect("stdout readable");
+        let Some(line) = line else {
+            let status = self.child.wait().await;
+            panic!("{} exited ({status:?}); its stderr is above", self.script);
+        };
+        serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("{} printed no JSON ({e}): {line}", self.script))
+    }
+
+    /// Waits for the step `name` (a `{"step": name, …}` line) and returns it.
+    pub async fn step(&mut self, name: &str, timeout: Duration) -> serde_json::Value {
+        let v = self.next(timeout).await;
+        assert_eq!(v["step"], name, "{}: expected step {name}, got {v}", self.script);
+        v
+    }
+
+    /// Tells the script to go on.
+    pub async fn send(&mut self, line: &str) {
+        use tokio::io::AsyncWriteExt as _;
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .expect("script reads stdin");
+    }
+}
+
+/// `tests/browser`, after checking that Node, Chromium and the npm packages are there (fails
+/// loudly when they are not).
+fn browser_dir() -> std::path::PathBuf {
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let ok = |cmd: &str| {
         std::process::Command::new(cmd)
@@ -606,24 +691,7 @@ pub async fn node_script(script: &str, args: &[String]) -> serde_json::Value {
             "npm package {pkg} missing: run `npm ci --prefix tests/browser` (scripts/test does)"
         );
     }
-    let out = Command::new("node")
-        .arg(dir.join(script))
-        .args(args)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("node runs");
-    assert!(
-        out.status.success(),
-        "{script} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{script} printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    dir
 }
 
 /// Runs a web player (`hlsjs`, `shaka`, `dashjs`) on `url` in headless Chromium for `seconds`.

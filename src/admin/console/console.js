@@ -209,6 +209,8 @@
       player.attachMedia(vid);
       loaded = src;
       playing.textContent = label;
+      latency.textContent = "–";
+      latency.setAttribute("data-seconds", "");
     }
 
     function kick() {
@@ -315,7 +317,7 @@
         if (!r.keys.length) body.appendChild(h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No keys.")));
         r.keys.forEach(function (k) {
           body.appendChild(h("tr", { "data-key": k.keyId },
-            h("td", {}, h("code", {}, k.keyId)), h("td", {}, k.userId), h("td", {}, k.streamId || "any"), h("td", {}, k.alias || ""),
+            h("td", {}, h("code", { title: k.keyId }, k.keyId.slice(0, 12) + "…")), h("td", {}, k.userId), h("td", {}, k.streamId || "any"), h("td", {}, k.alias || ""),
             h("td", {}, k.createdAt), h("td", {}, k.expiresAt), h("td", {}, k.allowIps.join(", ") || "any"),
             h("td", {}, h("button", {
               class: "danger", "data-revoke": k.keyId,
