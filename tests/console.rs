@@ -45,9 +45,8 @@ async fn an_operator_runs_a_stream_from_the_console() {
     assert_eq!(s, 201, "{k}");
     let publish_key = k["key"].as_str().unwrap().to_string();
 
-    let shots = std::env::var("CONSOLE_SHOTS_DIR").unwrap_or_else(|_| {
-        format!("{}/console-shots", env!("CARGO_TARGET_TMPDIR"))
-    });
+    let shots = std::env::var("CONSOLE_SHOTS_DIR")
+        .unwrap_or_else(|_| format!("{}/console-shots", env!("CARGO_TARGET_TMPDIR")));
     let cfg = json!({
         "url": admin_url(&server, ""),
         "token": TOKEN,
@@ -105,12 +104,19 @@ async fn an_operator_runs_a_stream_from_the_console() {
     let r = browser.next(STEP).await;
     eprintln!("{r:#}");
     assert_eq!(r["step"], "done", "{r}");
-    assert!(r["error"].is_null(), "the console run failed: {}", r["error"]);
+    assert!(
+        r["error"].is_null(),
+        "the console run failed: {}",
+        r["error"]
+    );
     assert!(r["wrongToken"].as_str().unwrap().contains("refused"), "{r}");
     assert_eq!(r["streamsShownToWrongToken"], false);
     let appear = r["appearMs"].as_u64().unwrap();
     // From starting ffmpeg (its connect and first keyframe included) to the row on screen.
-    assert!(appear <= 2000, "the stream appeared {appear} ms after publish");
+    assert!(
+        appear <= 2000,
+        "the stream appeared {appear} ms after publish"
+    );
     assert!(r["framesAdvanced"].as_u64().unwrap() >= 30, "{r}");
     let latencies: Vec<f64> = r["latencies"]
         .as_array()
@@ -130,11 +136,17 @@ async fn an_operator_runs_a_stream_from_the_console() {
     assert_eq!(r["kicked"], true);
     assert_eq!(r["recordingPlayed"], true, "{r}");
     assert!(
-        r["recordingMp4"].as_str().unwrap().ends_with("/download.mp4"),
+        r["recordingMp4"]
+            .as_str()
+            .unwrap()
+            .ends_with("/download.mp4"),
         "{r}"
     );
     assert_eq!(r["revoked"], true);
-    assert_eq!(r["keysShownAfterCreation"], 0, "the new key was shown again");
+    assert_eq!(
+        r["keysShownAfterCreation"], 0,
+        "the new key was shown again"
+    );
     assert_eq!(r["leaks"], json!([]), "secrets on the console: {r}");
     assert!(r["searched"].as_u64().unwrap() > 20, "{r}");
     assert_eq!(r["pageErrors"], json!([]), "{r}");
@@ -146,7 +158,10 @@ async fn an_operator_runs_a_stream_from_the_console() {
         .iter()
         .map(|k| k["keyId"].as_str().unwrap())
         .collect();
-    assert!(!ids.contains(&r["createdKeyId"].as_str().unwrap()), "{list}");
+    assert!(
+        !ids.contains(&r["createdKeyId"].as_str().unwrap()),
+        "{list}"
+    );
     assert_eq!(ids.len(), 1, "{list}");
     for page in [
         "login",
@@ -176,7 +191,11 @@ async fn the_console_is_on_the_admin_listener_only() {
     assert!(String::from_utf8_lossy(&body).contains("/console/console.js"));
     let csp = headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("script-src 'self'"), "{csp}");
-    for asset in ["console/console.js", "console/console.css", "console/hls.light.min.js"] {
+    for asset in [
+        "console/console.js",
+        "console/console.css",
+        "console/hls.light.min.js",
+    ] {
         assert_eq!(get(&admin_url(&server, asset)).await.0, 200, "{asset}");
     }
     assert_eq!(get_text(&admin_url(&server, "v1/info")).await.0, 401);
@@ -184,4 +203,57 @@ async fn the_console_is_on_the_admin_listener_only() {
     assert_eq!(get(&http_url(&server, "")).await.0, 404);
     assert_eq!(get(&http_url(&server, "console/console.js")).await.0, 404);
     server.shutdown(Duration::from_secs(5)).await;
+}
+
+/// `http.player = true`: the origin serves a page at `/live/{userId}/{streamId}/` that plays the
+/// stream in Chromium (hls.js, served by the origin too), cacheable by a CDN; off by default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_player_page_plays_and_is_off_by_default() {
+    let on = start(&[("GLASSCAST_HTTP_PLAYER", "true")]).await;
+    let off = start(&[]).await;
+    let page = "live/alice%40example.com/m1/";
+    // The page exists before the stream does (it waits for it); the CDN may cache it.
+    let (code, headers, body) = get(&http_url(&on, page)).await;
+    assert_eq!(code, 200);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert_eq!(headers["cache-control"], "public, max-age=300");
+    let html = String::from_utf8_lossy(&body).into_owned();
+    let script = html
+        .split("<script src=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the page loads hls.js");
+    let (code, headers, js) = get(&http_url(&on, script.trim_start_matches('/'))).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        headers["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert!(js.len() > 100_000);
+    // Off: neither the page nor hls.js.
+    assert_eq!(get(&http_url(&off, page)).await.0, 404);
+    assert_eq!(
+        get(&http_url(&off, script.trim_start_matches('/'))).await.0,
+        404
+    );
+
+    let mut publisher = publish(
+        &Source::normal(60.0),
+        &rtmp_url(&on, "live/alice%40example.com/m1"),
+    );
+    let r = node_script("page.mjs", &[http_url(&on, page)]).await;
+    eprintln!("{r}");
+    assert!(r["error"].is_null(), "{r}");
+    assert!(r["framesAdvanced"].as_u64().unwrap() >= 30, "{r}");
+    assert_eq!(r["usedHlsJs"], true, "{r}");
+    assert!(r["statusLine"].as_str().unwrap().contains("behind"), "{r}");
+    assert_eq!(r["pageErrors"], json!([]), "{r}");
+    let _ = publisher.kill().await;
+    on.shutdown(Duration::from_secs(5)).await;
+    off.shutdown(Duration::from_secs(5)).await;
 }

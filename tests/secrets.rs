@@ -233,20 +233,27 @@ fn json_log_has_span_fields(log: &str) {
         .collect();
     assert!(events.len() > 50, "{} events", events.len());
     for e in &events {
-        assert!(e["timestamp"].is_string() && e["level"].is_string() && e["fields"].is_object(), "{e}");
+        assert!(
+            e["timestamp"].is_string() && e["level"].is_string() && e["fields"].is_object(),
+            "{e}"
+        );
     }
     let in_span = |name: &str, field: &str| {
         events.iter().any(|e| {
             e["spans"].as_array().is_some_and(|spans| {
-                spans
-                    .iter()
-                    .any(|s| s["name"] == name && s[field].is_string() || s["name"] == name && s[field].is_number())
+                spans.iter().any(|s| {
+                    s["name"] == name && s[field].is_string()
+                        || s["name"] == name && s[field].is_number()
+                })
             })
         })
     };
     assert!(in_span("rtmp", "conn"), "no event in a connection's span");
     assert!(in_span("packager", "stream"), "no event in a stream's span");
-    assert!(in_span("restream", "destination"), "no event in a destination's span");
+    assert!(
+        in_span("restream", "destination"),
+        "no event in a destination's span"
+    );
     assert!(
         events.iter().any(|e| e["fields"]["message"]
             .as_str()

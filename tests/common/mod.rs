@@ -646,7 +646,11 @@ impl NodeSession {
     /// Waits for the step `name` (a `{"step": name, …}` line) and returns it.
     pub async fn step(&mut self, name: &str, timeout: Duration) -> serde_json::Value {
         let v = self.next(timeout).await;
-        assert_eq!(v["step"], name, "{}: expected step {name}, got {v}", self.script);
+        assert_eq!(
+            v["step"], name,
+            "{}: expected step {name}, got {v}",
+            self.script
+        );
         v
     }
 
