@@ -62,6 +62,8 @@ pub struct RecordMetrics {
     pub bytes: Counter,
     /// Media bytes waiting on local disk for object storage.
     pub spool_bytes: Gauge,
+    /// `record.spool_max_bytes` (set when uploads run), so alerts can compare against it.
+    pub spool_limit_bytes: Gauge,
     /// Time to upload one file.
     pub upload_seconds: Histogram,
     /// By kind: `write`, `upload`, `spool_full`, `delete`.
@@ -74,6 +76,7 @@ impl Default for RecordMetrics {
             segments: Family::default(),
             bytes: Counter::default(),
             spool_bytes: Gauge::default(),
+            spool_limit_bytes: Gauge::default(),
             upload_seconds: Histogram::new([
                 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
             ]),
@@ -98,6 +101,11 @@ impl RecordMetrics {
             "record_spool_bytes",
             "Media bytes waiting on local disk for object storage",
             self.spool_bytes.clone(),
+        );
+        reg.register(
+            "record_spool_limit_bytes",
+            "The spool's cap (record.spool_max_bytes); past it the oldest waiting files are given up",
+            self.spool_limit_bytes.clone(),
         );
         reg.register(
             "record_upload_seconds",

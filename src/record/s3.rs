@@ -200,6 +200,9 @@ pub async fn start(
         );
     }
     metrics.spool_bytes.set(spool.bytes() as i64);
+    metrics
+        .spool_limit_bytes
+        .set(i64::try_from(spool_max_bytes).unwrap_or(i64::MAX));
     let (tx, rx) = mpsc::channel(1024);
     let uploader = Uploader {
         remote,
