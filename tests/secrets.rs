@@ -241,10 +241,9 @@ fn json_log_has_span_fields(log: &str) {
     let in_span = |name: &str, field: &str| {
         events.iter().any(|e| {
             e["spans"].as_array().is_some_and(|spans| {
-                spans.iter().any(|s| {
-                    s["name"] == name && s[field].is_string()
-                        || s["name"] == name && s[field].is_number()
-                })
+                spans
+                    .iter()
+                    .any(|s| s["name"] == name && (s[field].is_string() || s[field].is_number()))
             })
         })
     };
