@@ -204,6 +204,8 @@ fn keys(cfg: &Config, command: KeysCommand) -> Result<ExitCode, ExitCode> {
             ExitCode::FAILURE
         };
         let st = glasscast::auth::open_store(cfg).map_err(|e| fail(&format!("{e:#}")))?;
+        // Every store error names the store (`redis://…` without its password, or the file).
+        let fail = |e: &dyn std::fmt::Display| fail(&format!("{}: {e}", st.describe()));
         match command {
             KeysCommand::Create {
                 user,

@@ -139,3 +139,73 @@ async fn check_validates_without_starting() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a regular file"), "{err}");
 }
+
+/// Runtime errors (not configuration problems, which exit 2 with their list) are one line
+/// naming the setting, address or store, with no backtrace even with `RUST_BACKTRACE=1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_one_line_naming_what_they_are_about() {
+    let listen = |c: &mut Command| {
+        c.args([
+            "serve",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_BACKTRACE", "1");
+    };
+    // An address in use.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let mut c = glasscast();
+    listen(&mut c);
+    let out = c.args(["--rtmp-listen", &addr]).output().await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = err.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(
+        errors[0].contains(&format!("startup failed: binding RTMP on {addr}: ")),
+        "{err}"
+    );
+    // A recording directory that cannot be made.
+    let mut c = glasscast();
+    listen(&mut c);
+    let out = c
+        .args(["--rtmp-listen", "127.0.0.1:0"])
+        .env("GLASSCAST_RECORD_ENABLED", "true")
+        .env("GLASSCAST_RECORD_PATH", "/proc/glasscast/recordings")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines().any(|l| l.contains(
+            "startup failed: recording: record.path /proc/glasscast/recordings is not a writable directory: "
+        )),
+        "{err}"
+    );
+    // A key store that is down.
+    let dead = free_port();
+    let out = glasscast()
+        .args(["keys", "list"])
+        .env(
+            "GLASSCAST_AUTH_REDIS_URL",
+            format!("redis://127.0.0.1:{dead}"),
+        )
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "error: redis 127.0.0.1:{dead}: key store unavailable"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("backtrace") && !err.contains("panicked"), "{err}");
+}

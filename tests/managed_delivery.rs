@@ -230,7 +230,7 @@ async fn ab_mode_serves_both_and_compare_reports_both_sides() {
     let report = glasscast_loadtest::run::run(
         glasscast_loadtest::run::RunConfig {
             publish: vec![rtmp_url(&relay, "live/bob/ab1")],
-            flv: FIXTURE.into(),
+            flv: Some(FIXTURE.into()),
             ffmpeg: false,
             play: Vec::new(),
             compare: Some(glasscast_loadtest::compare::Side::ab_pair(

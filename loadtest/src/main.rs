@@ -15,7 +15,8 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(
     name = "glasscast-loadtest",
-    about = "Publishers + LL-HLS viewers + publish-to-viewer latency"
+    about = "Publishers + LL-HLS viewers + publish-to-viewer latency",
+    after_help = "Errors are printed on one line; RUST_LIB_BACKTRACE=1 adds where they came from."
 )]
 struct Cli {
     /// RTMP base to publish to: stream i goes to {publish}/s{i}.
@@ -28,9 +29,9 @@ struct Cli {
     /// one listening `ffmpeg -listen 1` per stream.
     #[arg(long, conflicts_with = "publish")]
     publish_urls: Option<std::path::PathBuf>,
-    /// FLV file the publishers replay in real time.
-    #[arg(long, default_value = "origin/benches/fixtures/glasses-720p30.flv")]
-    flv: String,
+    /// FLV file the publishers replay in real time (default: a built-in 10 s 720p30 clip).
+    #[arg(long)]
+    flv: Option<std::path::PathBuf>,
     /// Publish with `ffmpeg -re -c copy` processes instead of the built-in publisher.
     #[arg(long)]
     ffmpeg: bool,
@@ -78,16 +79,30 @@ struct Cli {
     out: std::path::PathBuf,
 }
 
-fn main() -> anyhow::Result<()> {
+/// Errors are one line naming what they are about (the causes joined with `: `); the
+/// backtrace only when asked for with `RUST_LIB_BACKTRACE=1` (`RUST_BACKTRACE` is often set
+/// for panics and is not taken as asking).
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let runtime = if cli.single_thread {
+    let result = if cli.single_thread {
         tokio::runtime::Builder::new_current_thread()
     } else {
         tokio::runtime::Builder::new_multi_thread()
     }
     .enable_all()
-    .build()?;
-    runtime.block_on(run_cli(cli))
+    .build()
+    .context("cannot start the runtime")
+    .and_then(|runtime| runtime.block_on(run_cli(cli)));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("glasscast-loadtest: {e:#}");
+            if std::env::var_os("RUST_LIB_BACKTRACE").is_some_and(|v| v != "0") {
+                eprintln!("{}", e.backtrace());
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 async fn run_cli(cli: Cli) -> anyhow::Result<()> {
@@ -142,7 +157,9 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
     )
     .await?;
     bar.finish_and_clear();
-    report.write(&cli.out)?;
+    report
+        .write(&cli.out)
+        .with_context(|| format!("cannot write the report to {}", cli.out.display()))?;
     println!("{}", report.markdown());
     println!("report written to {}", cli.out.display());
     Ok(())

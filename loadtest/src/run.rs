@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use bytes::Bytes;
 
 use crate::compare::{Comparison, Side, probe};
@@ -14,7 +15,8 @@ use crate::viewer::{Http, ViewerStats, legacy_viewer, ll_viewer};
 pub struct RunConfig {
     /// One RTMP URL per publisher (stream).
     pub publish: Vec<String>,
-    pub flv: String,
+    /// The FLV publishers replay; `None` = the built-in clip ([`crate::BUILTIN_FLV`]).
+    pub flv: Option<std::path::PathBuf>,
     pub ffmpeg: bool,
     /// Playback URLs to watch (one per stream).
     pub play: Vec<String>,
@@ -31,6 +33,25 @@ pub struct RunConfig {
     pub warmup: Duration,
 }
 
+/// The built-in clip written to a temporary file (for `ffmpeg -i`), removed when dropped.
+struct TempClip(std::path::PathBuf);
+
+impl TempClip {
+    fn write(bytes: &[u8]) -> anyhow::Result<Self> {
+        let path =
+            std::env::temp_dir().join(format!("glasscast-loadtest-{}.flv", std::process::id()));
+        std::fs::write(&path, bytes)
+            .with_context(|| format!("cannot write the clip for ffmpeg to {}", path.display()))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for TempClip {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Runs publishers and viewers; `progress` is called about once a second with elapsed time.
 pub async fn run(
     cfg: RunConfig,
@@ -42,12 +63,37 @@ pub async fn run(
     // answered instead of timing out when the streams stop.
     let publish_until = start + cfg.warmup + cfg.duration + Duration::from_secs(3);
     let mut publishers = Vec::new();
+    // Keeps the built-in clip on disk while ffmpeg publishers read it.
+    let mut _clip = None;
     if !cfg.publish.is_empty() {
-        let data = Bytes::from(std::fs::read(&cfg.flv)?);
-        let tags = Arc::new(relay::flv::read_file(&data)?);
+        let (data, name) = match &cfg.flv {
+            Some(p) => (
+                Bytes::from(
+                    std::fs::read(p)
+                        .with_context(|| format!("cannot read the FLV {}", p.display()))?,
+                ),
+                p.display().to_string(),
+            ),
+            None => (
+                Bytes::from_static(crate::BUILTIN_FLV),
+                "the built-in clip".into(),
+            ),
+        };
+        let tags = Arc::new(
+            relay::flv::read_file(&data).with_context(|| format!("{name} is not a usable FLV"))?,
+        );
+        let file = match &cfg.flv {
+            Some(p) => p.display().to_string(),
+            None if cfg.ffmpeg => {
+                let clip = TempClip::write(crate::BUILTIN_FLV)?;
+                let path = clip.0.display().to_string();
+                _clip = Some(clip);
+                path
+            }
+            None => String::new(),
+        };
         for url in &cfg.publish {
-            let (url, tags, file, ffmpeg) =
-                (url.clone(), tags.clone(), cfg.flv.clone(), cfg.ffmpeg);
+            let (url, tags, file, ffmpeg) = (url.clone(), tags.clone(), file.clone(), cfg.ffmpeg);
             publishers.push(tokio::spawn(async move {
                 if ffmpeg {
                     crate::publisher::publish_ffmpeg(&url, &file, publish_until).await

@@ -7,11 +7,6 @@ use glasscast::config::{Overrides, load};
 use glasscast::server::Server;
 use glasscast_loadtest::run::{RunConfig, run};
 
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../origin/benches/fixtures/glasses-720p30.flv"
-);
-
 /// The in-process server on loopback ports chosen by the OS.
 async fn start_server() -> Server {
     let env = [
@@ -33,7 +28,7 @@ async fn smoke_run_reports_sane_numbers() {
             publish: (0..2)
                 .map(|i| format!("rtmp://{}/live/load/s{i}", server.rtmp_addr))
                 .collect(),
-            flv: FIXTURE.into(),
+            flv: None,
             ffmpeg: false,
             play: (0..2)
                 .map(|i| format!("http://{}/live/load/s{i}/index.m3u8", server.http_addr))
@@ -88,7 +83,7 @@ async fn playlist_only_viewers_measure_wakeup() {
     let report = run(
         RunConfig {
             publish: vec![format!("rtmp://{}/live/po/s0", server.rtmp_addr)],
-            flv: FIXTURE.into(),
+            flv: None,
             ffmpeg: false,
             play: vec![format!("http://{}/live/po/s0/index.m3u8", server.http_addr)],
             compare: None,

@@ -290,6 +290,17 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Recording> {
     let root = settings.path.clone();
+    // A directory that cannot be made or written is a startup error naming the setting, not
+    // a recording lost at the first broadcast.
+    let probe = root.join(".glasscast-write-test");
+    let writable = async {
+        tokio::fs::create_dir_all(&root).await?;
+        tokio::fs::write(&probe, b"").await?;
+        tokio::fs::remove_file(&probe).await
+    };
+    anyhow::Context::with_context(writable.await, || {
+        format!("record.path {} is not a writable directory", root.display())
+    })?;
     let closed = local::close_unfinished(&root).await?;
     if closed > 0 {
         info!(closed, "closed recordings left open by an earlier run");
