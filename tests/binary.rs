@@ -207,5 +207,8 @@ async fn errors_are_one_line_naming_what_they_are_about() {
         )),
         "{err}"
     );
-    assert!(!err.contains("backtrace") && !err.contains("panicked"), "{err}");
+    assert!(
+        !err.contains("backtrace") && !err.contains("panicked"),
+        "{err}"
+    );
 }

@@ -1,8 +1,8 @@
 //! Glasscast load generator: RTMP publishers replaying an FLV in real time, LL-HLS viewers
 //! that behave like hls.js, and reports of publish-to-viewer latency (JSON, Markdown, SVG).
 
-/// The clip publishers replay when no `--flv` is given: 10 s of 720p30 H.264 + AAC shaped like
-/// the glasses' stream, compiled in so the tool runs from any directory.
+/// The clip publishers replay (looped) when no `--flv` is given: the 4 s 720p30 H.264 + AAC
+/// fixture shaped like the glasses' stream, compiled in so the tool runs from any directory.
 pub const BUILTIN_FLV: &[u8] = include_bytes!("../../origin/benches/fixtures/glasses-720p30.flv");
 
 pub mod compare;

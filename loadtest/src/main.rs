@@ -29,7 +29,7 @@ struct Cli {
     /// one listening `ffmpeg -listen 1` per stream.
     #[arg(long, conflicts_with = "publish")]
     publish_urls: Option<std::path::PathBuf>,
-    /// FLV file the publishers replay in real time (default: a built-in 10 s 720p30 clip).
+    /// FLV file the publishers replay in real time (default: a built-in 4 s 720p30 clip, looped).
     #[arg(long)]
     flv: Option<std::path::PathBuf>,
     /// Publish with `ffmpeg -re -c copy` processes instead of the built-in publisher.
