@@ -64,6 +64,16 @@ async fn an_operator_runs_a_stream_from_the_console() {
         rtmp_url(&server, "live/alice%40example.com/m1")
     );
     let mut publisher = publish(&Source::normal(300.0), &url);
+    // The clock of "appears within 2 s of publish" starts when the relay accepts the publish
+    // (not when ffmpeg starts, which takes its own time on a busy machine).
+    let path = relay::path::StreamPath {
+        user_id: "alice@example.com".into(),
+        stream_id: "m1".into(),
+    };
+    eventually("the publish accepted", Duration::from_secs(20), || async {
+        server.registry.get(&path).map(|_| ())
+    })
+    .await;
     browser.send("published").await;
 
     browser.step("output-active", STEP).await;

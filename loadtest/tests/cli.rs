@@ -5,8 +5,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use glasscast::config::{Overrides, load};
-use glasscast::server::Server;
+mod common;
+
+use common::start_server;
 
 fn loadtest(dir: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_glasscast-loadtest"));
@@ -18,16 +19,7 @@ fn loadtest(dir: &std::path::Path) -> Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_from_any_directory_with_the_built_in_clip() {
-    let env = [
-        "GLASSCAST_RTMP_LISTEN",
-        "GLASSCAST_HTTP_LISTEN",
-        "GLASSCAST_ADMIN_LISTEN",
-    ]
-    .map(|k| (k.to_string(), "127.0.0.1:0".to_string()))
-    .to_vec();
-    let server = Server::start(&load(None, env, &Overrides::default()).unwrap())
-        .await
-        .unwrap();
+    let server = start_server().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = loadtest(dir.path());
     cmd.args([

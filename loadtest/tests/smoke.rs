@@ -3,22 +3,10 @@
 
 use std::time::Duration;
 
-use glasscast::config::{Overrides, load};
-use glasscast::server::Server;
-use glasscast_loadtest::run::{RunConfig, run};
+mod common;
 
-/// The in-process server on loopback ports chosen by the OS.
-async fn start_server() -> Server {
-    let env = [
-        "GLASSCAST_RTMP_LISTEN",
-        "GLASSCAST_HTTP_LISTEN",
-        "GLASSCAST_ADMIN_LISTEN",
-    ]
-    .map(|k| (k.to_string(), "127.0.0.1:0".to_string()))
-    .to_vec();
-    let cfg = load(None, env, &Overrides::default()).expect("config");
-    Server::start(&cfg).await.expect("server")
-}
+use common::start_server;
+use glasscast_loadtest::run::{RunConfig, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smoke_run_reports_sane_numbers() {
