@@ -5,9 +5,11 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod control;
+pub mod fleet;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod managed;
 pub mod metrics;
 pub mod record;
+pub mod redis_conn;
 pub mod server;

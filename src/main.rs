@@ -189,7 +189,23 @@ fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
                 return ExitCode::FAILURE;
             }
         };
-        wait_for_signal().await;
+        // SIGUSR1 drains: placement skips this node, then it stops once its streams end.
+        let usr1 = async {
+            #[cfg(unix)]
+            if let Ok(mut s) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+            {
+                while s.recv().await.is_some() {
+                    server.start_drain();
+                }
+            }
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            _ = wait_for_signal() => {}
+            _ = server.drained() => {}
+            _ = usr1 => {}
+        }
         server.shutdown(Duration::from_secs(10)).await;
         ExitCode::SUCCESS
     }))

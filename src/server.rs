@@ -36,6 +36,11 @@ pub struct Server {
     pub origin: Arc<Origin>,
     pub restreamer: Arc<Restreamer>,
     pub deliveries: Arc<crate::managed::shell::Deliveries>,
+    /// This node's fleet membership (with `fleet.redis_url`).
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
+    /// Drain requests (SIGUSR1, `POST /v1/node/drain`).
+    pub drain: Arc<crate::fleet::Drain>,
+    drain_timeout: Duration,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     http_task: tokio::task::JoinHandle<()>,
@@ -286,6 +291,38 @@ impl Server {
                 "the admin listener is not on loopback and admin.token is not set: the management API refuses every request"
             );
         }
+        let me = crate::fleet::placement::NodeInfo {
+            id: crate::fleet::node_id(&cfg.fleet.node_id),
+            rtmp_url: non_empty(&cfg.fleet.rtmp_url)
+                .unwrap_or_else(|| format!("rtmp://{rtmp_addr}")),
+            rtmps_url: non_empty(&cfg.fleet.rtmps_url)
+                .or(rtmps_addr.map(|a| format!("rtmps://{a}"))),
+            http_url: non_empty(&cfg.fleet.http_url)
+                .unwrap_or_else(|| format!("{scheme}://{http_addr}")),
+            state: crate::fleet::placement::NodeState::Active,
+            max_streams: cfg.fleet.max_streams,
+            streams: 0,
+            ingest_bps: 0,
+            viewers: 0,
+        };
+        let fleet = match &cfg.fleet.redis_url {
+            Some(url) => {
+                let fleet = crate::fleet::Fleet::new(cfg.fleet.clone(), me.clone(), url)
+                    .context("fleet.redis_url")?;
+                fleet.attach(&registry);
+                origin.set_elsewhere(Arc::new(crate::fleet::proxy::Proxy::new(fleet.clone())));
+                let (r, o) = (registry.clone(), origin.clone());
+                tasks.spawn(fleet.clone().run(
+                    registry.clone(),
+                    move || crate::fleet::Load::now(&r, &o),
+                    shutdown.clone(),
+                ));
+                info!(node = %me.id, redis = %crate::redis_conn::display_url(url), "fleet member");
+                Some(fleet)
+            }
+            None => None,
+        };
+        let drain = Arc::new(crate::fleet::Drain::default());
         let public_url_for_info = public_url.clone();
         let outputs = Arc::new(crate::admin::ApiOutputs::default());
         outputs.attach(&registry);
@@ -303,6 +340,9 @@ impl Server {
             allowed_hosts: cfg.restream_allowed_hosts.clone(),
             recordings: recording.clone(),
             ended: Default::default(),
+            node: me,
+            fleet: fleet.clone(),
+            drain: drain.clone(),
             info: crate::admin::RelayInfo {
                 version: env!("CARGO_PKG_VERSION"),
                 auth_mode: cfg.auth.mode.word(),
@@ -330,7 +370,23 @@ impl Server {
             tasks,
             http_task,
             admin_task,
+            fleet,
+            drain,
+            drain_timeout: cfg.fleet.drain_timeout,
         })
+    }
+
+    /// Starts draining (SIGUSR1): placement skips this node from now on.
+    pub fn start_drain(&self) {
+        self.drain.request(self.fleet.as_ref());
+    }
+
+    /// Resolves when a requested drain is over: every stream ended, or `fleet.drain_timeout_s`
+    /// passed. Never resolves if no drain is requested.
+    pub async fn drained(&self) {
+        self.drain
+            .finished(&self.registry, self.drain_timeout)
+            .await;
     }
 
     /// Stops accepting, ends every stream (playlists get EXT-X-ENDLIST and held requests are
@@ -350,4 +406,8 @@ impl Server {
         let _ = tokio::time::timeout(drain, self.admin_task).await;
         info!("shutdown complete");
     }
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
 }

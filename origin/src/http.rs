@@ -7,6 +7,8 @@
 //! - `GET /live/{userId}/{streamId}/index.m3u8` (multivariant), `media.m3u8` (LL-HLS media
 //!   playlist with `_HLS_msn`/`_HLS_part`/`_HLS_skip`), `index.mpd` (DASH)
 //! - `GET /live/{userId}/{streamId}/{prefix}-init{n}.mp4 | -p{n}.m4s | -s{n}.m4s`
+//! - a stream held by another node of a fleet: answered by that node, through
+//!   [`crate::elsewhere::Elsewhere`]
 //! - `GET /recordings/{userId}/{streamId}/{recordingId}/{file}` when recording is on: served by
 //!   the binary's [`crate::recording::RecordingFiles`] (the one route that may read storage)
 //! - with the player page on ([`HttpState::player`]): `GET /live/{userId}/{streamId}/` (the
@@ -348,6 +350,15 @@ async fn route(
         };
     }
     let Some(os) = state.origin.get(&sp) else {
+        if let Some(e) = state.origin.elsewhere()
+            && let Some(resp) = e.forward(&sp, req.uri(), req.headers()).await
+        {
+            state
+                .origin
+                .metrics
+                .request("proxied", resp.status().as_str());
+            return resp;
+        }
         state.origin.metrics.request("other", "not_found");
         return not_found();
     };

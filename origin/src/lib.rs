@@ -3,6 +3,7 @@
 pub mod body;
 pub mod cmaf;
 pub mod dash;
+pub mod elsewhere;
 pub mod fragment;
 pub mod fragmenter;
 #[doc(hidden)]

@@ -52,6 +52,8 @@ pub struct Origin {
     sink: RwLock<Option<Arc<dyn SegmentSink>>>,
     /// Where `/recordings/` is served from, once set.
     recordings: RwLock<Option<Arc<dyn crate::recording::RecordingFiles>>>,
+    /// Who answers for streams other nodes hold (fleet mode), once set.
+    elsewhere: RwLock<Option<Arc<dyn crate::elsewhere::Elsewhere>>>,
     cfg: OriginConfig,
     pub metrics: OriginMetrics,
 }
@@ -62,6 +64,7 @@ impl Origin {
             streams: RwLock::new(HashMap::new()),
             sink: RwLock::new(None),
             recordings: RwLock::new(None),
+            elsewhere: RwLock::new(None),
             cfg,
             metrics,
         })
@@ -75,6 +78,19 @@ impl Origin {
     /// Where `/recordings/` is served from, if recording is on.
     pub fn recording_files(&self) -> Option<Arc<dyn crate::recording::RecordingFiles>> {
         self.recordings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Answers requests for streams held by other nodes of a fleet through `e`.
+    pub fn set_elsewhere(&self, e: Arc<dyn crate::elsewhere::Elsewhere>) {
+        *self.elsewhere.write().unwrap_or_else(|e| e.into_inner()) = Some(e);
+    }
+
+    /// Who answers for streams held elsewhere, if this origin is part of a fleet.
+    pub fn elsewhere(&self) -> Option<Arc<dyn crate::elsewhere::Elsewhere>> {
+        self.elsewhere
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()

@@ -6,6 +6,7 @@
 
 mod console;
 mod error;
+mod fleet;
 mod keys;
 mod outputs;
 mod recordings;
@@ -59,6 +60,12 @@ pub struct AdminState {
     pub ended: streams::EndedStreams,
     /// What `GET /v1/info` tells.
     pub info: RelayInfo,
+    /// This node as placement describes it.
+    pub node: crate::fleet::placement::NodeInfo,
+    /// The fleet, with `fleet.redis_url`.
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
+    /// Where a drain request goes.
+    pub drain: Arc<crate::fleet::Drain>,
 }
 
 /// What the relay is and which features are on (`GET /v1/info`), for the console and
@@ -99,6 +106,9 @@ pub fn router(state: Shared) -> Router {
             delete(outputs::remove),
         )
         .route("/info", get(info))
+        .route("/placement/{user_id}/{stream_id}", get(fleet::placement))
+        .route("/nodes", get(fleet::nodes))
+        .route("/node/drain", axum::routing::post(fleet::drain))
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/{key_id}", delete(keys::revoke))
         .route("/recordings", get(recordings::list))
@@ -220,6 +230,19 @@ mod tests {
             recordings: None,
             ended: Default::default(),
             info: Default::default(),
+            node: crate::fleet::placement::NodeInfo {
+                id: "n1".into(),
+                rtmp_url: "rtmp://127.0.0.1:1935".into(),
+                rtmps_url: None,
+                http_url: "http://127.0.0.1:8888".into(),
+                state: crate::fleet::placement::NodeState::Active,
+                max_streams: 0,
+                streams: 0,
+                ingest_bps: 0,
+                viewers: 0,
+            },
+            fleet: None,
+            drain: Default::default(),
         })
     }
 

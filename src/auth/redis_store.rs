@@ -8,78 +8,43 @@
 use std::time::Duration;
 
 use redis::AsyncCommands as _;
-use redis::aio::ConnectionManager;
 use relay::auth::key::KeyRecord;
 
 use super::store::{KeyStore, StoreError, StoreFuture, now_s};
+use crate::redis_conn::{RedisConn, Unavailable};
 
 const KEY_PREFIX: &str = "stream:key:";
 const ALIAS_PREFIX: &str = "stream:alias:";
 
 /// A Redis-backed key store.
 pub struct RedisStore {
-    client: redis::Client,
-    /// Made on first use, so a relay whose Redis is down at start still starts (and refuses
-    /// publishes until Redis is back).
-    conn: tokio::sync::OnceCell<ConnectionManager>,
-    /// For logs: host and port only (the URL may carry a password).
-    display: String,
-    timeout: Duration,
+    redis: RedisConn,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("redis: {e}"))
 }
 
-/// `host:port` of a Redis URL, without user or password.
-fn display_url(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let host = rest.split('/').next().unwrap_or(rest);
-    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-    format!("redis {host}")
+impl From<Unavailable> for StoreError {
+    fn from(e: Unavailable) -> Self {
+        StoreError::Unavailable(e.0)
+    }
 }
 
 impl RedisStore {
     /// A store for `url` (checked now; the connection is made on first use and, once made,
-    /// re-established by the manager after outages).
+    /// re-established after outages).
     pub fn new(url: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
         Ok(Self {
-            client,
-            conn: tokio::sync::OnceCell::new(),
-            display: display_url(url),
-            timeout,
+            redis: RedisConn::new(url, timeout)?,
         })
-    }
-
-    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        let cfg = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(1);
-        self.conn
-            .get_or_try_init(|| async {
-                tokio::time::timeout(
-                    self.timeout,
-                    ConnectionManager::new_with_config(self.client.clone(), cfg),
-                )
-                .await
-                .map_err(|_| unavailable(format!("no connection within {:?}", self.timeout)))?
-                .map_err(unavailable)
-            })
-            .await
-            .cloned()
     }
 
     async fn run<T>(
         &self,
-        f: impl AsyncFnOnce(&mut ConnectionManager) -> redis::RedisResult<T>,
+        f: impl AsyncFnOnce(&mut redis::aio::ConnectionManager) -> redis::RedisResult<T>,
     ) -> Result<T, StoreError> {
-        let mut c = self.connection().await?;
-        tokio::time::timeout(self.timeout, f(&mut c))
-            .await
-            .map_err(|_| unavailable(format!("no answer within {:?}", self.timeout)))?
-            .map_err(unavailable)
+        Ok(self.redis.run(f).await?)
     }
 
     async fn get_record(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
@@ -221,18 +186,6 @@ impl KeyStore for RedisStore {
     }
 
     fn describe(&self) -> String {
-        self.display.clone()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn passwords_are_not_displayed() {
-        assert_eq!(
-            super::display_url("redis://:hunter2@127.0.0.1:6379/0"),
-            "redis 127.0.0.1:6379"
-        );
-        assert_eq!(super::display_url("redis://r:1"), "redis r:1");
+        self.redis.display().to_string()
     }
 }

@@ -325,6 +325,46 @@ pub const DOCS: &[(&str, &str, &str)] = &[
         "dash_files",
         "also store the per-track segments `index.mpd` names, so it plays straight from the directory or bucket (twice the bytes); off: it plays through the origin",
     ),
+    (
+        "node",
+        "id",
+        "this node's name in the fleet (empty: the host name)",
+    ),
+    (
+        "node",
+        "rtmp_url",
+        "where publishers reach this node, `rtmp://host:port` (empty: the RTMP listen address)",
+    ),
+    (
+        "node",
+        "rtmps_url",
+        "the same over TLS, `rtmps://host:port` (empty: none, or the RTMPS listen address)",
+    ),
+    (
+        "node",
+        "http_url",
+        "where the other nodes reach this node's origin (empty: the HTTP listen address)",
+    ),
+    (
+        "fleet",
+        "redis_url",
+        "Redis shared by the fleet (membership, stream directory); empty = a single node",
+    ),
+    (
+        "fleet",
+        "max_streams",
+        "streams placement sends here at most (0 = no cap)",
+    ),
+    (
+        "fleet",
+        "heartbeat_ms",
+        "how often the node announces itself and its streams (entries live three times this)",
+    ),
+    (
+        "fleet",
+        "drain_timeout_s",
+        "a draining node (SIGUSR1) stops this long after draining began even if streams remain",
+    ),
     ("log", "level", "tracing filter (RUST_LOG wins when set)"),
     (
         "log",

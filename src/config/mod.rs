@@ -4,6 +4,7 @@
 
 pub mod delivery;
 pub mod docs;
+pub mod fleet;
 mod layers;
 pub mod prefix_rules;
 pub mod record;
@@ -45,6 +46,8 @@ pub struct Config {
     pub restream_silent_audio: bool,
     /// What is recorded and where (`record.*`).
     pub record: record::RecordSettings,
+    /// This node and its fleet (`node.*`, `fleet.*`).
+    pub fleet: fleet::FleetSettings,
     /// Hosts the management API may add outputs to; empty = any.
     pub restream_allowed_hosts: Vec<String>,
     /// Present when `cloud.url` is set.
@@ -308,6 +311,7 @@ pub fn validate(layered: &Layered) -> Result<Config, Vec<String>> {
     let per_stream_labels = c.metrics.per_stream_labels;
     let (delivery, managed) = delivery::validate(layered, &mut errors);
     let record = record::validate(layered, &mut errors);
+    let fleet = fleet::validate(layered, &mut errors);
 
     if !(50..=5000).contains(&part_ms) {
         errors.push(format!(
@@ -484,6 +488,7 @@ pub fn validate(layered: &Layered) -> Result<Config, Vec<String>> {
         restream_ca,
         restream_silent_audio,
         record,
+        fleet,
         restream_allowed_hosts: allowed_hosts
             .split(',')
             .map(|h| h.trim().to_ascii_lowercase())

@@ -21,6 +21,8 @@ pub struct Sections {
     pub delivery: Delivery,
     pub managed: Managed,
     pub record: Record,
+    pub node: Node,
+    pub fleet: Fleet,
     pub log: Log,
 }
 
@@ -335,6 +337,35 @@ impl Default for Record {
             spool_max_bytes: 2 << 30,
             retention_days: 0,
             dash_files: false,
+        }
+    }
+}
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Node {
+    pub id: String,
+    pub rtmp_url: String,
+    pub rtmps_url: String,
+    pub http_url: String,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Fleet {
+    pub redis_url: String,
+    pub max_streams: u64,
+    pub heartbeat_ms: u64,
+    pub drain_timeout_s: u64,
+}
+
+impl Default for Fleet {
+    fn default() -> Self {
+        Self {
+            redis_url: String::new(),
+            max_streams: 0,
+            heartbeat_ms: 1000,
+            drain_timeout_s: 3600,
         }
     }
 }

@@ -896,17 +896,17 @@ pub struct Binary {
 
 impl Binary {
     pub async fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_on("127.0.0.1", args, env).await
+    }
+
+    /// Like [`Binary::start`], listening on `host` (another loopback address: a fleet node).
+    pub async fn start_on(host: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         use tokio::io::{AsyncBufReadExt, BufReader};
+        let any = format!("{host}:0");
         let mut c = Command::new(env!("CARGO_BIN_EXE_glasscast"));
         c.env_remove("RUST_LOG")
-            .args([
-                "serve",
-                "--rtmp-listen",
-                "127.0.0.1:0",
-                "--http-listen",
-                "127.0.0.1:0",
-            ])
-            .args(["--admin-listen", "127.0.0.1:0"])
+            .args(["serve", "--rtmp-listen", &any, "--http-listen", &any])
+            .args(["--admin-listen", &any])
             .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())

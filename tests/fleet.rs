@@ -1,0 +1,222 @@
+//! A fleet of three relay processes on 127.0.0.2–4 sharing one real Redis: membership,
+//! placement (stable, even, moving only a lost node's share), any node serving any stream
+//! (playlists, blocking reloads and parts proxied to the owner), drain, and Redis restarted
+//! under live streams.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+/// Announcements every 200 ms: entries live 600 ms, so a dead node is gone within a second.
+const HEARTBEAT_MS: &str = "200";
+
+async fn node(i: usize, redis: &str) -> Binary {
+    Binary::start_on(
+        &format!("127.0.0.{}", i + 2),
+        &[],
+        &[
+            ("GLASSCAST_NODE_ID", &format!("node-{}", i + 1)),
+            ("GLASSCAST_FLEET_REDIS_URL", redis),
+            ("GLASSCAST_FLEET_HEARTBEAT_MS", HEARTBEAT_MS),
+            ("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "1000"),
+        ],
+    )
+    .await
+}
+
+async fn api(node: &Binary, path: &str) -> Value {
+    let (code, v) = request_json(
+        "GET",
+        &format!("http://{}/v1/{path}", node.admin),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{path}: {v}");
+    v
+}
+
+async fn node_ids(node: &Binary) -> Vec<String> {
+    let v = api(node, "nodes").await;
+    v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Where each of `streams` is placed, asked on `node`.
+async fn placements(node: &Binary, streams: &[String]) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for s in streams {
+        let v = api(node, &format!("placement/{s}")).await;
+        out.insert(s.clone(), v["nodeId"].as_str().unwrap().to_string());
+    }
+    out
+}
+
+fn synthetic(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("user{i}%40example.com/glasses"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_place_serve_drain_and_survive_redis() {
+    require("ffmpeg");
+    let mut redis = RedisServer::start().await;
+    let url = redis.url();
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        nodes.push(node(i, &url).await);
+    }
+    eventually("three members", Duration::from_secs(10), || async {
+        (node_ids(&nodes[0]).await.len() == 3).then_some(())
+    })
+    .await;
+
+    // Placement: even over three nodes, the same answer on every node.
+    let streams = synthetic(300);
+    let placed = placements(&nodes[0], &streams).await;
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for n in placed.values() {
+        *count.entry(n).or_default() += 1;
+    }
+    eprintln!("300 streams: {count:?}");
+    for id in ["node-1", "node-2", "node-3"] {
+        let c = count.get(id).copied().unwrap_or(0);
+        assert!((75..=125).contains(&c), "{id}: {c} of 300");
+    }
+    assert_eq!(
+        placements(&nodes[2], &streams[..30]).await,
+        placements(&nodes[0], &streams[..30]).await
+    );
+
+    // A stream published where placement says; every node serves it.
+    let p = api(&nodes[0], "placement/alice%40example.com/m1").await;
+    let owner_id = p["nodeId"].as_str().unwrap().to_string();
+    let owner = nodes
+        .iter()
+        .position(|n| node_ids_sync(&owner_id, n))
+        .unwrap();
+    let mut publisher = publish(&Source::normal(120.0), p["rtmpUrl"].as_str().unwrap());
+    let others: Vec<usize> = (0..3).filter(|i| *i != owner).collect();
+    let live = |n: usize| format!("http://{}/live/alice%40example.com/m1", nodes[n].http);
+    eventually("playable on the owner", Duration::from_secs(15), || async {
+        (get(&format!("{}/media.m3u8", live(owner))).await.0 == 200).then_some(())
+    })
+    .await;
+    for &o in &others {
+        let (code, headers, body) = get(&format!("{}/index.m3u8", live(o))).await;
+        assert_eq!(code, 200, "node {o}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(headers["x-glasscast-node"], owner_id.as_str());
+        // A blocking reload through a non-owner waits on the owner and comes back with the
+        // awaited part.
+        let (_, media) = get_text(&format!("{}/media.m3u8", live(o))).await;
+        let pl = parse_live(&media);
+        let hint = pl.preload_hint.clone().expect("a preload hint");
+        let (code, _, blocked) = get(&format!(
+            "{}/media.m3u8?_HLS_msn={}&_HLS_part={}",
+            live(o),
+            pl.open_msn(),
+            pl.open_parts
+        ))
+        .await;
+        assert_eq!(code, 200);
+        let blocked = String::from_utf8_lossy(&blocked).into_owned();
+        assert!(
+            blocked.contains(&format!("URI=\"{hint}\"")),
+            "the hinted part is listed:\n{blocked}"
+        );
+        // The part itself, byte for byte as the owner serves it.
+        let (code, _, via) = get(&format!("{}/{hint}", live(o))).await;
+        let (_, _, direct) = get(&format!("{}/{hint}", live(owner))).await;
+        assert_eq!(code, 200);
+        assert_eq!(via, direct);
+    }
+    // A stream that exists nowhere is still 404, on every node.
+    for n in &nodes {
+        let url = format!("http://{}/live/nobody/none/index.m3u8", n.http);
+        assert_eq!(get(&url).await.0, 404);
+    }
+
+    // Redis restarted under a live stream: it keeps playing, and membership and the directory
+    // are announced again within seconds.
+    redis.kill();
+    let (code, _, _) = get(&format!("{}/index.m3u8", live(others[0]))).await;
+    assert_eq!(
+        code, 200,
+        "the directory answer is remembered while Redis is down"
+    );
+    redis.spawn().await;
+    eventually("membership rebuilt", Duration::from_secs(10), || async {
+        (node_ids(&nodes[others[1]]).await.len() == 3).then_some(())
+    })
+    .await;
+    eventually("directory rebuilt", Duration::from_secs(10), || async {
+        redis
+            .cmd(&["GET", "glasscast:stream:alice@example.com/m1"])
+            .await
+            .filter(|v| v.contains(&owner_id))
+    })
+    .await;
+
+    // Drain the owner: placement sends nothing new there, its stream goes on, and once the
+    // publisher leaves (and the grace period passes) it exits by itself.
+    let (code, _) = request_json(
+        "POST",
+        &format!("http://{}/v1/node/drain", nodes[owner].admin),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(code, 202);
+    eventually(
+        "draining seen by the others",
+        Duration::from_secs(5),
+        || async {
+            let v = api(&nodes[others[0]], "nodes").await;
+            v["nodes"]
+                .as_array()?
+                .iter()
+                .any(|n| n["id"] == owner_id.as_str() && n["state"] == "draining")
+                .then_some(())
+        },
+    )
+    .await;
+    let after = placements(&nodes[others[0]], &streams).await;
+    assert!(
+        after.values().all(|n| *n != owner_id),
+        "a draining node got a placement"
+    );
+    let moved = streams.iter().filter(|s| placed[*s] != after[*s]).count();
+    assert_eq!(
+        moved,
+        count[owner_id.as_str()],
+        "only the draining node's share moves"
+    );
+    assert_eq!(get(&format!("{}/media.m3u8", live(owner))).await.0, 200);
+    let _ = publisher.kill().await;
+    let mut drained = nodes.remove(owner);
+    let status = tokio::time::timeout(Duration::from_secs(20), drained.child.wait())
+        .await
+        .expect("the drained node exits once its stream ended")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    // It left the fleet.
+    eventually("the drained node gone", Duration::from_secs(5), || async {
+        (!node_ids(&nodes[0]).await.contains(&owner_id)).then_some(())
+    })
+    .await;
+}
+
+fn node_ids_sync(id: &str, node: &Binary) -> bool {
+    // node-N listens on 127.0.0.(N+1).
+    let n: usize = id.trim_start_matches("node-").parse().unwrap();
+    node.admin.starts_with(&format!("127.0.0.{}:", n + 1))
+}
