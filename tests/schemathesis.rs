@@ -73,6 +73,10 @@ async fn the_api_matches_its_openapi_document() {
             "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
             "--max-examples",
             "50",
+            // Draining would make every later placement a (documented) 503, which the
+            // not_a_server_error check counts as a failure; tests/fleet.rs drains for real.
+            "--exclude-operation-id",
+            "drainNode",
             "--request-timeout",
             "10",
             // The generator's own health check: our path patterns (userId, streamId) reject
@@ -92,7 +96,7 @@ async fn the_api_matches_its_openapi_document() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        report.contains("Tested: 13"),
+        report.contains("Tested: 15"),
         "not every operation was tested:\n{report}"
     );
     let _ = publisher.kill().await;

@@ -327,6 +327,9 @@ mod tests {
             ("/v1/keys/{keyId}", &["delete"]),
             ("/v1/recordings", &["get"]),
             ("/v1/recordings/{recordingId}", &["get", "delete"]),
+            ("/v1/placement/{userId}/{streamId}", &["get"]),
+            ("/v1/nodes", &["get"]),
+            ("/v1/node/drain", &["post"]),
         ] {
             for m in methods {
                 assert!(doc["paths"][path][m].is_object(), "{m} {path} undocumented");
