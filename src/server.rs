@@ -307,16 +307,20 @@ impl Server {
         };
         let fleet = match &cfg.fleet.redis_url {
             Some(url) => {
-                let fleet = crate::fleet::Fleet::new(cfg.fleet.clone(), me.clone(), url)
-                    .context("fleet.redis_url")?;
+                let fleet = crate::fleet::Fleet::new(
+                    cfg.fleet.clone(),
+                    me.clone(),
+                    url,
+                    cfg.reconnect_grace,
+                )
+                .context("fleet.redis_url")?;
                 fleet.attach(&registry);
                 origin.set_elsewhere(Arc::new(crate::fleet::proxy::Proxy::new(fleet.clone())));
-                let (r, o) = (registry.clone(), origin.clone());
-                tasks.spawn(fleet.clone().run(
-                    registry.clone(),
-                    move || crate::fleet::Load::now(&r, &o),
-                    shutdown.clone(),
-                ));
+                tasks.spawn(
+                    fleet
+                        .clone()
+                        .run(registry.clone(), origin.clone(), shutdown.clone()),
+                );
                 info!(node = %me.id, redis = %crate::redis_conn::display_url(url), "fleet member");
                 Some(fleet)
             }

@@ -15,6 +15,10 @@ use serde_json::Value;
 const HEARTBEAT_MS: &str = "200";
 
 async fn node(i: usize, redis: &str) -> Binary {
+    node_with_grace(i, redis, "1000").await
+}
+
+async fn node_with_grace(i: usize, redis: &str, grace_ms: &str) -> Binary {
     Binary::start_on(
         &format!("127.0.0.{}", i + 2),
         &[],
@@ -22,7 +26,7 @@ async fn node(i: usize, redis: &str) -> Binary {
             ("GLASSCAST_NODE_ID", &format!("node-{}", i + 1)),
             ("GLASSCAST_FLEET_REDIS_URL", redis),
             ("GLASSCAST_FLEET_HEARTBEAT_MS", HEARTBEAT_MS),
-            ("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "1000"),
+            ("GLASSCAST_STREAM_RECONNECT_GRACE_MS", grace_ms),
         ],
     )
     .await
@@ -219,4 +223,86 @@ fn node_ids_sync(id: &str, node: &Binary) -> bool {
     // node-N listens on 127.0.0.(N+1).
     let n: usize = id.trim_start_matches("node-").parse().unwrap();
     node.admin.starts_with(&format!("127.0.0.{}:", n + 1))
+}
+
+/// The node holding a live stream is killed; the publisher, reconnecting to where placement
+/// now says, lands on another node, which continues the stream's playlist: the same URL on any
+/// node, media sequence and part numbers going on, one more discontinuity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_continues_on_another_node_when_its_node_dies() {
+    require("ffmpeg");
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        nodes.push(node_with_grace(i, &url, "5000").await);
+    }
+    eventually("three members", Duration::from_secs(10), || async {
+        (node_ids(&nodes[0]).await.len() == 3).then_some(())
+    })
+    .await;
+    let stream = "placement/bob%40example.com/g1";
+    let p = api(&nodes[0], stream).await;
+    let first_owner = p["nodeId"].as_str().unwrap().to_string();
+    let owner = nodes
+        .iter()
+        .position(|n| node_ids_sync(&first_owner, n))
+        .unwrap();
+    let watcher = (owner + 1) % 3;
+    let urls: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("http://{}/live/bob%40example.com/g1/media.m3u8", n.http))
+        .collect();
+    let playlist = |n: usize| urls[n].clone();
+    let mut publisher = publish(&Source::normal(120.0), p["rtmpUrl"].as_str().unwrap());
+    // A few segments in, seen through another node.
+    let before = eventually("three segments", Duration::from_secs(20), || async {
+        let (code, text) = get_text(&playlist(watcher)).await;
+        (code == 200)
+            .then(|| parse_live(&text))
+            .filter(|p| p.open_msn() >= 3)
+    })
+    .await;
+    let last_hint = before.hinted_part().unwrap().1;
+
+    // The owner dies.
+    nodes[owner].child.start_kill().unwrap();
+    let _ = nodes[owner].child.wait().await;
+    let _ = publisher.kill().await;
+    // Placement, asked on a survivor, now names another node.
+    let p = eventually("a new placement", Duration::from_secs(10), || async {
+        let p = api(&nodes[watcher], stream).await;
+        (p["nodeId"] != first_owner.as_str()).then_some(p)
+    })
+    .await;
+    let mut publisher = publish(&Source::normal(120.0), p["rtmpUrl"].as_str().unwrap());
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != owner).collect();
+    for &n in &survivors {
+        let after = eventually(
+            "the playlist continued",
+            Duration::from_secs(20),
+            || async {
+                let (code, text) = get_text(&playlist(n)).await;
+                (code == 200)
+                    .then(|| parse_live(&text))
+                    .filter(|p| p.open_msn() > before.open_msn() && p.preload_hint.is_some())
+            },
+        )
+        .await;
+        assert!(
+            after.media_sequence > before.open_msn(),
+            "{after:?} after {before:?}"
+        );
+        assert!(
+            after.hinted_part().unwrap().1 > last_hint,
+            "part numbers go on"
+        );
+        let (_, text) = get_text(&playlist(n)).await;
+        let seq: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("#EXT-X-DISCONTINUITY-SEQUENCE:"))
+            .map_or(0, |v| v.parse().unwrap());
+        assert!(seq >= 1, "a new timeline is a new discontinuity:\n{text}");
+    }
+    let _ = publisher.kill().await;
 }

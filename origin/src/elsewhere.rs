@@ -14,6 +14,16 @@ use crate::body::Body;
 /// A future answering a forwarded request.
 pub type Forwarded<'a> = Pin<Box<dyn Future<Output = Option<Response<Body>>> + Send + 'a>>;
 
+/// Where a stream's playlist left off on the node it came from: the new playlist numbers its
+/// segments and parts on from here, on a new timeline (see
+/// [`crate::playlist::Playlist::continue_from`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Continuation {
+    pub next_msn: u64,
+    pub next_part: u64,
+    pub discontinuity_sequence: u64,
+}
+
 /// Answers requests for streams held elsewhere.
 pub trait Elsewhere: Send + Sync {
     /// The owner's answer to this request (status, headers and body passed through), or
@@ -25,4 +35,11 @@ pub trait Elsewhere: Send + Sync {
         uri: &'a Uri,
         headers: &'a HeaderMap,
     ) -> Forwarded<'a>;
+
+    /// For a stream that just started here: where its playlist left off on another node, if
+    /// it came from one (a publisher that moved). Asked once, before the first segment.
+    fn continuation<'a>(
+        &'a self,
+        path: &'a StreamPath,
+    ) -> Pin<Box<dyn Future<Output = Option<Continuation>> + Send + 'a>>;
 }

@@ -45,6 +45,9 @@ impl Default for OriginConfig {
     }
 }
 
+/// How long a new stream waits to learn where its playlist left off on another node.
+const CONTINUATION_WAIT: Duration = Duration::from_secs(1);
+
 /// All streams the origin serves, fed by the relay's registry.
 pub struct Origin {
     streams: RwLock<HashMap<StreamPath, Arc<OriginStream>>>,
@@ -81,6 +84,15 @@ impl Origin {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Stops serving `path` here at once (another node took the stream over): requests for
+    /// it are then answered by that node. The packager still ends on its own.
+    pub fn release(&self, path: &StreamPath) {
+        self.streams
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(path);
     }
 
     /// Answers requests for streams held by other nodes of a fleet through `e`.
@@ -161,6 +173,19 @@ impl Origin {
         let origin = self.clone();
         tasks.spawn(
             async move {
+                // A stream that moved here from another node continues its playlist there.
+                // Media waits in the queue meanwhile; the answer is bounded.
+                if let Some(e) = origin.elsewhere()
+                    && let Ok(Some(c)) =
+                        tokio::time::timeout(CONTINUATION_WAIT, e.continuation(&os.path)).await
+                {
+                    info!(
+                        next_msn = c.next_msn,
+                        next_part = c.next_part,
+                        "continuing the playlist the stream had on another node"
+                    );
+                    os.continue_from(c);
+                }
                 run_packager(&os, rx, &origin.cfg, &origin.metrics).await;
                 // Keep the ended playlist (ENDLIST) and its media around for late viewers.
                 tokio::select! {

@@ -215,6 +215,37 @@ impl Playlist {
         }
     }
 
+    /// Where numbering stands: the next segment's msn, the next part's number, and the
+    /// discontinuity sequence number of the newest segment. Another node taking the stream
+    /// over continues after these ([`Playlist::continue_from`]).
+    pub fn position(&self) -> (u64, u64, u64) {
+        let tags = self
+            .segments
+            .iter()
+            .chain(self.open.as_ref())
+            .filter(|s| s.discontinuity)
+            .count() as u64;
+        (
+            self.next_msn,
+            self.next_part,
+            self.discontinuity_sequence + tags,
+        )
+    }
+
+    /// Numbers this playlist on from another one of the same stream (a publisher that moved
+    /// to this node): the first segment gets `next_msn`, the first part `next_part`, and
+    /// `discontinuity_sequence` (a new timeline, so one more than the other playlist's newest
+    /// segment). Only before the first segment; later it is ignored.
+    pub fn continue_from(&mut self, next_msn: u64, next_part: u64, discontinuity_sequence: u64) {
+        if self.open.is_some() || !self.segments.is_empty() {
+            return;
+        }
+        self.next_msn = next_msn;
+        self.next_part = next_part;
+        self.discontinuity_sequence = discontinuity_sequence;
+        self.changed();
+    }
+
     /// The settings it was made with (window at least 6).
     pub fn config(&self) -> PlaylistConfig {
         self.cfg

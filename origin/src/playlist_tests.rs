@@ -529,3 +529,34 @@ fn part_hold_back_is_three_parts_unless_configured() {
     segment(&mut p, 3, false);
     assert!(String::from_utf8_lossy(&p.render(false)).contains("PART-HOLD-BACK=0.450"));
 }
+
+#[test]
+fn a_playlist_continues_another_nodes_numbering() {
+    // The stream's playlist on the node it left: a segment, then one after a discontinuity.
+    let mut old = pl();
+    segment(&mut old, 10, true);
+    old.handle_segment_start(true, 1_700_000_002_000, 180_000, 90_000);
+    old.handle_part(PartInfo {
+        duration: 18_000,
+        independent: true,
+        bytes: 10,
+        video_samples: 6,
+        audio: None,
+        audio_bytes: 0,
+    });
+    let (msn, part, disc) = old.position();
+    assert_eq!((msn, part, disc), (2, 11, 1));
+    // The node taking it over numbers on, on a new timeline.
+    let mut new = Playlist::new(PlaylistConfig::default(), names());
+    new.continue_from(msn + 1, part + 20, disc + 1);
+    new.handle_init(1);
+    segment(&mut new, 3, false);
+    let text = String::from_utf8(new.render(false).to_vec()).unwrap();
+    assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:3\n"), "{text}");
+    assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:2\n"), "{text}");
+    assert!(text.contains("abc-p31.m4s"), "{text}");
+    assert_eq!(new.position(), (4, 34, 2));
+    // Once media has come, it is too late to renumber.
+    new.continue_from(100, 100, 100);
+    assert_eq!(new.position(), (4, 34, 2));
+}

@@ -306,6 +306,19 @@ impl OriginStream {
         }
     }
 
+    /// Where numbering stands (next msn, next part, newest discontinuity number).
+    pub fn position(&self) -> (u64, u64, u64) {
+        self.lock().core.playlist.position()
+    }
+
+    /// Numbers the playlist on from another node's (before the first segment only).
+    pub fn continue_from(&self, c: crate::elsewhere::Continuation) {
+        self.lock()
+            .core
+            .playlist
+            .continue_from(c.next_msn, c.next_part, c.discontinuity_sequence);
+    }
+
     /// Blocking playlist reloads being held.
     pub fn held_requests(&self) -> usize {
         self.lock().core.playlist.waiting()

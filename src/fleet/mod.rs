@@ -43,12 +43,43 @@ pub struct DirectoryEntry {
     pub http_url: String,
     /// The publishing session (file names are unique per session).
     pub session: u64,
+    /// Where its playlist's numbering stood at the last heartbeat (next msn, next part, newest
+    /// discontinuity number): a node taking the stream over numbers on from there.
+    #[serde(default)]
+    pub next_msn: u64,
+    #[serde(default)]
+    pub next_part: u64,
+    #[serde(default)]
+    pub discontinuity: u64,
 }
+
+/// Parts a node taking a stream over skips past the last announced one: the old owner may
+/// have made a heartbeat's worth more (five a second at the default part target) before it
+/// stopped. Numbers only have to grow.
+const PART_MARGIN: u64 = 50;
+
+/// Takes the directory entry of `KEYS[1]` for ARGV[1] (node id) unless another node holds
+/// it: a node refreshing its streams never overwrites a node that took one over. Returns 1
+/// when written, 0 when another node holds the stream.
+const REFRESH: &str = r"local v = redis.call('GET', KEYS[1])
+if v and cjson.decode(v).nodeId ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1";
+
+/// Deletes `KEYS[1]` if node ARGV[1] holds it.
+const FORGET: &str = r"local v = redis.call('GET', KEYS[1])
+if v and cjson.decode(v).nodeId == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0";
+
+type Pending = tokio::sync::watch::Sender<Option<Option<origin::elsewhere::Continuation>>>;
 
 /// This node's membership in the fleet.
 pub struct Fleet {
     redis: RedisConn,
     settings: FleetSettings,
+    /// The reconnect grace period: a stream's entry outlives its node by this much, so a
+    /// publisher reconnecting to another node within it continues the stream.
+    grace: Duration,
     me: Mutex<NodeInfo>,
     /// The fleet as last read from Redis (this node included).
     nodes: RwLock<Vec<NodeInfo>>,
@@ -56,6 +87,8 @@ pub struct Fleet {
     directory: Mutex<HashMap<StreamPath, (Option<DirectoryEntry>, Instant)>>,
     /// Whether the last Redis call failed (to log an outage once, and its end).
     down: Mutex<bool>,
+    /// Streams that just started here: where their playlist left off elsewhere, once known.
+    pending: Mutex<HashMap<StreamPath, Pending>>,
 }
 
 fn node_key(id: &str) -> String {
@@ -68,19 +101,36 @@ fn stream_key(path: &StreamPath) -> String {
 
 impl Fleet {
     /// This node (`me`, its URLs resolved) in the fleet of `settings.redis_url`.
-    pub fn new(settings: FleetSettings, me: NodeInfo, url: &str) -> Result<Arc<Self>, Unavailable> {
+    pub fn new(
+        settings: FleetSettings,
+        me: NodeInfo,
+        url: &str,
+        grace: Duration,
+    ) -> Result<Arc<Self>, Unavailable> {
         Ok(Arc::new(Self {
             redis: RedisConn::new(url, Duration::from_secs(1))?,
             settings,
+            grace,
             nodes: RwLock::new(vec![me.clone()]),
             me: Mutex::new(me),
             directory: Mutex::new(HashMap::new()),
             down: Mutex::new(false),
+            pending: Mutex::new(HashMap::new()),
         }))
     }
 
     fn ttl_ms(&self) -> u64 {
         self.settings.heartbeat.as_millis() as u64 * 3
+    }
+
+    /// A stream's directory entry lives past its node's for the grace period.
+    fn stream_ttl_ms(&self) -> u64 {
+        self.ttl_ms() + self.grace.as_millis() as u64
+    }
+
+    /// True when `id` is in the membership as last read (or is this node).
+    fn is_member(&self, id: &str) -> bool {
+        self.nodes().iter().any(|n| n.id == id)
     }
 
     pub fn node_id(&self) -> String {
@@ -166,49 +216,114 @@ impl Fleet {
             .collect())
     }
 
-    /// Records the live streams of this node in the directory.
-    async fn announce_streams(&self, streams: &[(StreamPath, u64)]) -> Result<(), Unavailable> {
-        if streams.is_empty() {
-            return Ok(());
-        }
+    fn entry(&self, session: u64, position: (u64, u64, u64)) -> DirectoryEntry {
         let me = self.me();
-        let ttl = self.ttl_ms();
-        let mut pipe = redis::pipe();
-        for (path, session) in streams {
-            let entry = DirectoryEntry {
-                node_id: me.id.clone(),
-                http_url: me.http_url.clone(),
-                session: *session,
-            };
-            let json = serde_json::to_string(&entry).map_err(|e| Unavailable(e.to_string()))?;
-            pipe.cmd("SET")
-                .arg(stream_key(path))
-                .arg(json)
-                .arg("PX")
-                .arg(ttl)
-                .ignore();
+        DirectoryEntry {
+            node_id: me.id,
+            http_url: me.http_url,
+            session,
+            next_msn: position.0,
+            next_part: position.1,
+            discontinuity: position.2,
         }
-        self.redis
-            .run(async |c| pipe.query_async::<()>(c).await)
-            .await
+    }
+
+    /// Refreshes this node's live streams in the directory; returns those another node has
+    /// taken over (their publisher moved there).
+    async fn announce_streams(
+        &self,
+        streams: &[(StreamPath, u64, (u64, u64, u64))],
+    ) -> Result<Vec<StreamPath>, Unavailable> {
+        if streams.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (id, ttl) = (self.node_id(), self.stream_ttl_ms());
+        // EVAL, not EVALSHA: a pipeline cannot load a script Redis has forgotten (restarted).
+        let mut pipe = redis::pipe();
+        for (path, session, position) in streams {
+            let json = serde_json::to_string(&self.entry(*session, *position))
+                .map_err(|e| Unavailable(e.to_string()))?;
+            pipe.cmd("EVAL")
+                .arg(REFRESH)
+                .arg(1)
+                .arg(stream_key(path))
+                .arg(&id)
+                .arg(json)
+                .arg(ttl);
+        }
+        let written: Vec<i64> = self.redis.run(async |c| pipe.query_async(c).await).await?;
+        Ok(streams
+            .iter()
+            .zip(written)
+            .filter(|(_, w)| *w == 0)
+            .map(|((p, _, _), _)| p.clone())
+            .collect())
+    }
+
+    /// Writes the directory entry of a stream that just started here, whoever held it, and
+    /// returns where its playlist left off if another node held it (a publisher that moved).
+    async fn take_over(
+        &self,
+        path: &StreamPath,
+        session: u64,
+    ) -> Result<Option<origin::elsewhere::Continuation>, Unavailable> {
+        let json = serde_json::to_string(&self.entry(session, (0, 0, 0)))
+            .map_err(|e| Unavailable(e.to_string()))?;
+        let (key, ttl, me) = (stream_key(path), self.stream_ttl_ms(), self.node_id());
+        let old: Option<String> = self
+            .redis
+            .run(async |c| {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&json)
+                    .arg("PX")
+                    .arg(ttl)
+                    .arg("GET")
+                    .query_async(c)
+                    .await
+            })
+            .await?;
+        let old: Option<DirectoryEntry> = old.and_then(|j| serde_json::from_str(&j).ok());
+        Ok(old.filter(|o| o.node_id != me).map(|o| {
+            info!(stream = %path, from = %o.node_id, next_msn = o.next_msn, "took the stream over from another node");
+            origin::elsewhere::Continuation {
+                // The old owner may have started one more segment since its last heartbeat.
+                next_msn: o.next_msn + 1,
+                next_part: o.next_part + PART_MARGIN,
+                discontinuity_sequence: o.discontinuity + 1,
+            }
+        }))
+    }
+
+    fn pending(&self, path: &StreamPath) -> Pending {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(path.clone())
+            .or_insert_with(|| tokio::sync::watch::Sender::new(None))
+            .clone()
     }
 
     /// Removes `path` from the directory if this node still holds it there.
     async fn forget_stream(&self, path: &StreamPath) -> Result<(), Unavailable> {
         // Compare and delete: a publisher that already moved to another node keeps its entry.
-        let script = redis::Script::new(
-            r"local v = redis.call('GET', KEYS[1])
-              if v and cjson.decode(v).nodeId == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-              return 0",
-        );
+        let script = redis::Script::new(FORGET);
         let (key, id) = (stream_key(path), self.node_id());
         self.redis
             .run(async |c| script.key(&key).arg(&id).invoke_async::<()>(c).await)
             .await
     }
 
-    /// Who holds `path`, from the directory (answers are reused for half a second).
+    /// Who holds `path` and can serve it: the directory's owner, if that node is a member
+    /// (an entry outlives a dead node for the grace period, to be taken over).
     pub async fn owner(&self, path: &StreamPath) -> Option<DirectoryEntry> {
+        self.directory_entry(path)
+            .await
+            .filter(|e| self.is_member(&e.node_id))
+    }
+
+    /// The directory's entry for `path` (answers are reused for half a second).
+    async fn directory_entry(&self, path: &StreamPath) -> Option<DirectoryEntry> {
         let now = Instant::now();
         if let Some((entry, at)) = self
             .directory
@@ -264,11 +379,12 @@ impl Fleet {
     }
 
     /// Announces this node and its streams every heartbeat until `shutdown`, then leaves the
-    /// fleet (its entry and its streams' entries are removed).
+    /// fleet (its entry and its streams' entries are removed). A stream another node has taken
+    /// over stops being served here, so its viewers are sent to the new owner.
     pub async fn run(
         self: Arc<Self>,
         registry: Arc<Registry>,
-        load: impl Fn() -> Load + Send,
+        origin: Arc<origin::packager::Origin>,
         shutdown: CancellationToken,
     ) {
         let mut tick = tokio::time::interval(self.settings.heartbeat);
@@ -278,20 +394,30 @@ impl Fleet {
                 _ = tick.tick() => {}
                 _ = shutdown.cancelled() => break,
             }
-            let l = load();
+            let l = Load::now(&registry, &origin);
             let me = {
                 let mut me = self.me.lock().unwrap_or_else(|e| e.into_inner());
                 (me.streams, me.ingest_bps, me.viewers) = (l.streams, l.ingest_bps, l.viewers);
                 me.clone()
             };
-            let streams: Vec<(StreamPath, u64)> = registry
-                .list()
+            let live = registry.list();
+            let streams: Vec<(StreamPath, u64, (u64, u64, u64))> = live
                 .iter()
-                .map(|s| (s.path.clone(), s.session_id))
+                .map(|s| {
+                    let position = origin.get(&s.path).map_or((0, 0, 0), |os| os.position());
+                    (s.path.clone(), s.session_id, position)
+                })
                 .collect();
             let r = async {
                 self.announce(&me).await?;
-                self.announce_streams(&streams).await?;
+                let lost = self.announce_streams(&streams).await?;
+                for path in lost {
+                    if let Some(s) = live.iter().find(|s| s.path == path) {
+                        info!(stream = %path, "another node took this stream over; ending it here");
+                        origin.release(&path);
+                        registry.end(s);
+                    }
+                }
                 let nodes = self.read_nodes().await?;
                 *self.nodes.write().unwrap_or_else(|e| e.into_inner()) = nodes;
                 Ok(())
@@ -304,25 +430,49 @@ impl Fleet {
         info!("left the fleet");
     }
 
-    /// Records new streams in the directory at once (not at the next heartbeat), and removes
-    /// ended ones.
+    /// Records new streams in the directory at once (taking over the entry of a stream
+    /// that moved here, and learning where its playlist left off), and removes ended ones.
     pub fn attach(self: &Arc<Self>, registry: &Registry) {
         let me = Arc::downgrade(self);
         registry.on_new_stream(move |s| {
             let Some(me) = me.upgrade() else { return };
-            let entry = [(s.path.clone(), s.session_id)];
+            let (path, session) = (s.path.clone(), s.session_id);
+            let pending = me.pending(&path);
             tokio::spawn(async move {
-                let _ = me.announce_streams(&entry).await;
+                let c = me.take_over(&path, session).await.unwrap_or_else(|e| {
+                    warn!(stream = %path, error = %e, "could not record the stream in the fleet directory");
+                    None
+                });
+                pending.send_replace(Some(c));
             });
         });
         let me = Arc::downgrade(self);
         registry.on_stream_ended(move |s| {
             let Some(me) = me.upgrade() else { return };
             let path = s.path.clone();
+            me.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&path);
             tokio::spawn(async move {
                 let _ = me.forget_stream(&path).await;
             });
         });
+    }
+
+    /// Where the playlist of a stream that just started here left off on another node.
+    pub async fn continuation(&self, path: &StreamPath) -> Option<origin::elsewhere::Continuation> {
+        let mut rx = self.pending(path).subscribe();
+        let c = rx
+            .wait_for(|c| c.is_some())
+            .await
+            .ok()
+            .and_then(|c| c.flatten());
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(path);
+        c
     }
 }
 

@@ -201,4 +201,13 @@ impl Elsewhere for Proxy {
             Some(resp)
         })
     }
+
+    fn continuation<'a>(
+        &'a self,
+        path: &'a StreamPath,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Option<origin::elsewhere::Continuation>> + Send + 'a>,
+    > {
+        Box::pin(self.fleet.continuation(path))
+    }
 }
