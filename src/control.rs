@@ -298,7 +298,13 @@ async fn run(
                 announced = true;
                 if urls.is_some() {
                     ready = urls;
-                    outbox.handle_hls_ready(Instant::now());
+                    // A stream that moved here from another node of the fleet continues the
+                    // broadcast the cloud already knows: one hls-ready per broadcast.
+                    if origin.get(&stream.path).is_some_and(|os| os.is_continued()) {
+                        tracing::info!("the stream continues from another node: no second hls-ready");
+                    } else {
+                        outbox.handle_hls_ready(Instant::now());
+                    }
                 }
             }
             _ = poll.tick(), if !is_ended && destinations.is_none() => {

@@ -15,21 +15,18 @@ use serde_json::Value;
 const HEARTBEAT_MS: &str = "200";
 
 async fn node(i: usize, redis: &str) -> Binary {
-    node_with_grace(i, redis, "1000").await
+    node_with(i, redis, &[("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "1000")]).await
 }
 
-async fn node_with_grace(i: usize, redis: &str, grace_ms: &str) -> Binary {
-    Binary::start_on(
-        &format!("127.0.0.{}", i + 2),
-        &[],
-        &[
-            ("GLASSCAST_NODE_ID", &format!("node-{}", i + 1)),
-            ("GLASSCAST_FLEET_REDIS_URL", redis),
-            ("GLASSCAST_FLEET_HEARTBEAT_MS", HEARTBEAT_MS),
-            ("GLASSCAST_STREAM_RECONNECT_GRACE_MS", grace_ms),
-        ],
-    )
-    .await
+async fn node_with(i: usize, redis: &str, extra: &[(&str, &str)]) -> Binary {
+    let id = format!("node-{}", i + 1);
+    let mut env = vec![
+        ("GLASSCAST_NODE_ID", id.as_str()),
+        ("GLASSCAST_FLEET_REDIS_URL", redis),
+        ("GLASSCAST_FLEET_HEARTBEAT_MS", HEARTBEAT_MS),
+    ];
+    env.extend_from_slice(extra);
+    Binary::start_on(&format!("127.0.0.{}", i + 2), &[], &env).await
 }
 
 async fn api(node: &Binary, path: &str) -> Value {
@@ -233,9 +230,29 @@ async fn a_stream_continues_on_another_node_when_its_node_dies() {
     require("ffmpeg");
     let redis = RedisServer::start().await;
     let url = redis.url();
+    // The cloud restreams the stream to a real nginx-rtmp.
+    let nginx = common::nginx_rtmp::NginxRtmp::start().await;
+    let (cloud, cloud_url) = common::cloud::FakeCloud::start().await;
+    cloud
+        .destinations
+        .lock()
+        .unwrap()
+        .push(("nginx".into(), nginx.url("fleetdest")));
     let mut nodes = Vec::new();
     for i in 0..3 {
-        nodes.push(node_with_grace(i, &url, "5000").await);
+        nodes.push(
+            node_with(
+                i,
+                &url,
+                &[
+                    ("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "5000"),
+                    ("GLASSCAST_CLOUD_URL", &cloud_url),
+                    ("GLASSCAST_CLOUD_HEARTBEAT_MS", "300"),
+                    ("GLASSCAST_CLOUD_POLL_INTERVAL_MS", "500"),
+                ],
+            )
+            .await,
+        );
     }
     eventually("three members", Duration::from_secs(10), || async {
         (node_ids(&nodes[0]).await.len() == 3).then_some(())
@@ -264,6 +281,17 @@ async fn a_stream_continues_on_another_node_when_its_node_dies() {
     })
     .await;
     let last_hint = before.hinted_part().unwrap().1;
+    let recorded = nginx.recording("fleetdest");
+    eventually(
+        "the destination receives",
+        Duration::from_secs(20),
+        || async {
+            std::fs::metadata(&recorded)
+                .ok()
+                .filter(|m| m.len() > 100_000)
+        },
+    )
+    .await;
 
     // The owner dies.
     nodes[owner].child.start_kill().unwrap();
@@ -275,6 +303,7 @@ async fn a_stream_continues_on_another_node_when_its_node_dies() {
         (p["nodeId"] != first_owner.as_str()).then_some(p)
     })
     .await;
+    let killed = std::time::SystemTime::now();
     let mut publisher = publish(&Source::normal(120.0), p["rtmpUrl"].as_str().unwrap());
     let survivors: Vec<usize> = (0..3).filter(|i| *i != owner).collect();
     for &n in &survivors {
@@ -304,5 +333,32 @@ async fn a_stream_continues_on_another_node_when_its_node_dies() {
             .map_or(0, |v| v.parse().unwrap());
         assert!(seq >= 1, "a new timeline is a new discontinuity:\n{text}");
     }
+    // The destination gets the stream again, from the new owner (nginx-rtmp starts a new
+    // recording of the key).
+    eventually(
+        "the destination receives again",
+        Duration::from_secs(20),
+        || async {
+            std::fs::metadata(&recorded)
+                .ok()
+                .filter(|m| m.modified().is_ok_and(|t| t > killed) && m.len() > 100_000)
+        },
+    )
+    .await;
+    // The cloud saw one broadcast: the new owner reports it active, and never says hls-ready
+    // again.
+    let reports =
+        |cloud: &common::cloud::FakeCloud| cloud.posts("/api/rtmp-relay/stream-status").len();
+    let seen = reports(&cloud);
+    eventually("the new owner reports", Duration::from_secs(10), || async {
+        (reports(&cloud) >= seen + 3).then_some(())
+    })
+    .await;
+    let ready: Vec<_> = cloud
+        .posts("/api/rtmp-relay/hls-ready")
+        .into_iter()
+        .filter(|(_, b)| b["streamId"] == "g1")
+        .collect();
+    assert_eq!(ready.len(), 1, "one hls-ready per broadcast: {ready:?}");
     let _ = publisher.kill().await;
 }

@@ -236,14 +236,21 @@ impl Playlist {
     /// to this node): the first segment gets `next_msn`, the first part `next_part`, and
     /// `discontinuity_sequence` (a new timeline, so one more than the other playlist's newest
     /// segment). Only before the first segment; later it is ignored.
-    pub fn continue_from(&mut self, next_msn: u64, next_part: u64, discontinuity_sequence: u64) {
+    /// Returns whether it was applied.
+    pub fn continue_from(
+        &mut self,
+        next_msn: u64,
+        next_part: u64,
+        discontinuity_sequence: u64,
+    ) -> bool {
         if self.open.is_some() || !self.segments.is_empty() {
-            return;
+            return false;
         }
         self.next_msn = next_msn;
         self.next_part = next_part;
         self.discontinuity_sequence = discontinuity_sequence;
         self.changed();
+        true
     }
 
     /// The settings it was made with (window at least 6).

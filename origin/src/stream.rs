@@ -67,6 +67,8 @@ pub struct OriginStream {
     /// Recent viewer sessions (hash of client address and user agent) and when last seen.
     viewers: Mutex<HashMap<u64, Instant>>,
     next_waiter: AtomicU64,
+    /// Set when the playlist continues another node's ([`OriginStream::continue_from`]).
+    continued: std::sync::atomic::AtomicBool,
     /// Where completed segments go (recording), if anywhere.
     sink: Option<Arc<dyn SegmentSink>>,
 }
@@ -134,6 +136,7 @@ impl OriginStream {
             progress: tokio::sync::watch::Sender::new(0),
             viewers: Mutex::new(HashMap::new()),
             next_waiter: AtomicU64::new(1),
+            continued: Default::default(),
             sink,
         }
     }
@@ -313,10 +316,18 @@ impl OriginStream {
 
     /// Numbers the playlist on from another node's (before the first segment only).
     pub fn continue_from(&self, c: crate::elsewhere::Continuation) {
-        self.lock()
-            .core
-            .playlist
-            .continue_from(c.next_msn, c.next_part, c.discontinuity_sequence);
+        let applied = self.lock().core.playlist.continue_from(
+            c.next_msn,
+            c.next_part,
+            c.discontinuity_sequence,
+        );
+        self.continued.store(applied, Ordering::Relaxed);
+    }
+
+    /// True when this playlist continues one the stream had on another node (the cloud has
+    /// been told about the stream already).
+    pub fn is_continued(&self) -> bool {
+        self.continued.load(Ordering::Relaxed)
     }
 
     /// Blocking playlist reloads being held.
