@@ -140,6 +140,30 @@ async fn three_nodes_place_serve_drain_and_survive_redis() {
         assert_eq!(code, 200);
         assert_eq!(via, direct);
     }
+    // Many viewers' identical blocking reload through one non-owner is one request to the
+    // owner.
+    let blocked_on_owner = || async {
+        let (_, text) = get_text(&format!("http://{}/metrics", nodes[owner].admin)).await;
+        // Every media playlist request the owner answered, whatever the result.
+        metric(&text, "hls_playlist_requests_total")
+    };
+    let (_, media) = get_text(&format!("{}/media.m3u8", live(owner))).await;
+    let pl = parse_live(&media);
+    let next = format!(
+        "{}/media.m3u8?_HLS_msn={}&_HLS_part={}",
+        live(others[0]),
+        pl.open_msn(),
+        // The part after the one being made: every request waits.
+        pl.open_parts + 1
+    );
+    let before = blocked_on_owner().await;
+    let answers = futures_util::future::join_all((0..20).map(|_| get(&next))).await;
+    assert!(answers.iter().all(|(code, _, _)| *code == 200));
+    let upstream = blocked_on_owner().await - before;
+    assert!(
+        (1.0..=2.0).contains(&upstream),
+        "20 identical blocking reloads made {upstream} requests to the owner"
+    );
     // A stream that exists nowhere is still 404, on every node.
     for n in &nodes {
         let url = format!("http://{}/live/nobody/none/index.m3u8", n.http);
