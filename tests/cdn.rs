@@ -79,6 +79,11 @@ impl Edge {
                     .replace("@ORIGIN_HOST@", &origin.ip().to_string())
                     .replace("@ORIGIN_PORT@", &origin.port().to_string());
                 std::fs::write(dir.path().join("glasscast.vcl"), vcl).unwrap();
+                std::fs::copy(
+                    root.join("varnish/glasscast-rules.vcl"),
+                    dir.path().join("glasscast-rules.vcl"),
+                )
+                .unwrap();
                 let mut c = Command::new("varnishd");
                 c.args(["-F", "-j", "none", "-T", "none", "-s", "malloc,128m"])
                     .arg("-a")

@@ -386,3 +386,150 @@ async fn a_stream_continues_on_another_node_when_its_node_dies() {
     assert_eq!(ready.len(), 1, "one hls-ready per broadcast: {ready:?}");
     let _ = publisher.kill().await;
 }
+
+/// Varnish (`cdn-config/varnish/fleet.vcl`) in front of all three nodes, round robin: hls.js
+/// plays a stream published to one node through it, every node answers part of the requests,
+/// the latency stays within 150 ms of playing straight from the owner, and the owner sees no
+/// more than one blocking reload per part from the edge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_js_plays_through_varnish_over_three_nodes() {
+    require("ffmpeg");
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        nodes.push(node(i, &url).await);
+    }
+    eventually("three members", Duration::from_secs(10), || async {
+        (node_ids(&nodes[0]).await.len() == 3).then_some(())
+    })
+    .await;
+    let varnish = FleetEdge::start(&nodes).await;
+    let p = api(&nodes[0], "placement/carol%40example.com/v1").await;
+    let owner_id = p["nodeId"].as_str().unwrap().to_string();
+    let owner = nodes
+        .iter()
+        .position(|n| node_ids_sync(&owner_id, n))
+        .unwrap();
+    let _publisher = publish(&Source::normal(120.0), p["rtmpUrl"].as_str().unwrap());
+    let path = "live/carol%40example.com/v1/index.m3u8";
+    let direct = format!("http://{}/{path}", nodes[owner].http);
+    let edge = format!("http://127.0.0.1:{}/{path}", varnish.port);
+    eventually(
+        "playable through the edge",
+        Duration::from_secs(20),
+        || async { (get(&edge).await.0 == 200).then_some(()) },
+    )
+    .await;
+
+    let owner_metrics = || async {
+        let (_, text) = get_text(&format!("http://{}/metrics", nodes[owner].admin)).await;
+        (
+            metric(&text, "hls_playlist_requests_total"),
+            metric(&text, "hls_parts_total"),
+        )
+    };
+    let direct_run = run_player("hlsjs", &direct, 15).await;
+    let (requests0, parts0) = owner_metrics().await;
+    let served0: Vec<f64> = served_by_each(&nodes).await;
+    let edge_run = run_player("hlsjs", &edge, 15).await;
+    let (requests1, parts1) = owner_metrics().await;
+    let served1: Vec<f64> = served_by_each(&nodes).await;
+
+    let median = |r: &Value| {
+        let l = player_latencies(r);
+        assert!(l.len() > 10, "too few samples: {r}");
+        l[l.len() / 2]
+    };
+    let (d, e) = (median(&direct_run), median(&edge_run));
+    eprintln!(
+        "hls.js latency: direct from the owner {d:.3} s, through Varnish over three nodes {e:.3} s"
+    );
+    assert!(edge_run["fatal"].is_null(), "{edge_run}");
+    assert!(
+        e - d <= 0.150,
+        "through the fleet {e:.3} s, direct {d:.3} s"
+    );
+    // Varnish spread the requests: every node answered some.
+    for (i, (a, b)) in served0.iter().zip(&served1).enumerate() {
+        assert!(b > a, "node {i} answered nothing through the edge");
+    }
+    // The edge's blocking reloads reach the owner once per part (Varnish coalesces, the
+    // non-owners coalesce again); plain reloads and the start add a few.
+    let (requests, parts) = (requests1 - requests0, parts1 - parts0);
+    eprintln!("owner: {requests} playlist requests for {parts} parts during the edge run");
+    assert!(
+        requests <= parts * 1.2 + 10.0,
+        "{requests} requests for {parts} parts"
+    );
+}
+
+/// HTTP requests each node's origin answered (its own and proxied).
+async fn served_by_each(nodes: &[Binary]) -> Vec<f64> {
+    let mut out = Vec::new();
+    for n in nodes {
+        let (_, text) = get_text(&format!("http://{}/metrics", n.admin)).await;
+        out.push(metric(&text, "glasscast_http_requests_total"));
+    }
+    out
+}
+
+/// varnishd running `cdn-config/varnish/fleet.vcl` in front of the nodes.
+struct FleetEdge {
+    port: u16,
+    child: tokio::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl FleetEdge {
+    async fn start(nodes: &[Binary]) -> Self {
+        require_any("varnishd", "-V");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cdn-config/varnish");
+        let dir = tempfile::tempdir().unwrap();
+        let mut vcl = std::fs::read_to_string(root.join("fleet.vcl")).unwrap();
+        for (i, n) in nodes.iter().enumerate() {
+            let (host, port) = n.http.rsplit_once(':').unwrap();
+            vcl = vcl
+                .replace(&format!("@NODE{}_HOST@", i + 1), host)
+                .replace(&format!("@NODE{}_PORT@", i + 1), port);
+        }
+        std::fs::write(dir.path().join("fleet.vcl"), vcl).unwrap();
+        std::fs::copy(
+            root.join("glasscast-rules.vcl"),
+            dir.path().join("glasscast-rules.vcl"),
+        )
+        .unwrap();
+        let port = free_port();
+        let child = tokio::process::Command::new("varnishd")
+            .args(["-F", "-j", "none", "-T", "none", "-s", "malloc,128m"])
+            .arg("-a")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-f")
+            .arg(dir.path().join("fleet.vcl"))
+            .arg("-n")
+            .arg(dir.path().join("varnish"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("varnishd starts");
+        eventually("varnish listening", Duration::from_secs(20), || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ())
+        })
+        .await;
+        Self {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for FleetEdge {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}

@@ -57,6 +57,12 @@ pub fn validate(layered: &Layered, errors: &mut Vec<String>) -> FleetSettings {
     {
         errors.push("fleet.redis_url must start with redis:// or rediss://".into());
     }
+    if redis_url.is_some() && n.http_url.starts_with("https://") {
+        errors.push(
+            "node.http_url: nodes of a fleet reach each other over plain http:// (an https:// origin cannot be proxied to yet)"
+                .into(),
+        );
+    }
     if f.heartbeat_ms < 100 {
         errors.push(format!(
             "fleet.heartbeat_ms must be at least 100, got {}",

@@ -279,3 +279,56 @@ fn part_hold_back_defaults_to_three_parts_and_may_not_go_below_two() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn fleet_settings_are_checked() {
+    let cfg = load(
+        None,
+        env(&[
+            ("GLASSCAST_NODE_ID", "edge-1"),
+            (
+                "GLASSCAST_NODE_RTMP_URL",
+                "rtmp://ingest-1.example.com:1935/",
+            ),
+            ("GLASSCAST_FLEET_REDIS_URL", "redis://10.0.0.9:6379/0"),
+            ("GLASSCAST_FLEET_MAX_STREAMS", "300"),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(cfg.fleet.node_id, "edge-1");
+    assert_eq!(cfg.fleet.rtmp_url, "rtmp://ingest-1.example.com:1935");
+    assert_eq!(cfg.fleet.max_streams, 300);
+    assert!(cfg.fleet.redis_url.is_some());
+    // Without Redis, a single node.
+    assert!(
+        load(None, env(&[]), &Overrides::default())
+            .unwrap()
+            .fleet
+            .redis_url
+            .is_none()
+    );
+    let errs = load(
+        None,
+        env(&[
+            ("GLASSCAST_NODE_ID", "two words"),
+            ("GLASSCAST_NODE_RTMP_URL", "http://x"),
+            ("GLASSCAST_NODE_HTTP_URL", "https://node-1.internal"),
+            ("GLASSCAST_FLEET_REDIS_URL", "redis://r:6379"),
+            ("GLASSCAST_FLEET_HEARTBEAT_MS", "10"),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap_err();
+    for needle in [
+        "node.id",
+        "node.rtmp_url",
+        "node.http_url",
+        "fleet.heartbeat_ms",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.contains(needle)),
+            "{needle}: {errs:?}"
+        );
+    }
+}
