@@ -514,6 +514,19 @@ async fn media_playlist(
     } else {
         CACHE_NONE
     };
+    // A playlist with no part yet (a stream just started, or continuing here after moving
+    // from another node) is never sent empty: players take an empty live playlist for a
+    // broken one (hls.js: levelEmptyError, and no recovery). Held until the first part.
+    if let Wait::Later(w) = os.block_for_start()
+        && w.outcome().await == Outcome::TimedOut
+    {
+        m.request("playlist", "timeout");
+        return simple(
+            StatusCode::SERVICE_UNAVAILABLE,
+            CACHE_ERROR,
+            "stream has not started\n",
+        );
+    }
     let mut result = "ok";
     let mut decided = None;
     if let Some(msn) = d.msn {

@@ -287,8 +287,12 @@ impl Fleet {
         Ok(old.filter(|o| o.node_id != me).map(|o| {
             info!(stream = %path, from = %o.node_id, next_msn = o.next_msn, "took the stream over from another node");
             origin::elsewhere::Continuation {
-                // The old owner may have started one more segment since its last heartbeat.
-                next_msn: o.next_msn + 1,
+                // Exactly where the old playlist stood, not past it: a gap in media sequence
+                // numbers left hls.js waiting for a segment that never came (it plays on when
+                // the new segment follows the last one it knew). The old owner may have
+                // started one more segment after its last heartbeat; that number is then used
+                // twice, by the old timeline and the new one.
+                next_msn: o.next_msn,
                 next_part: o.next_part + PART_MARGIN,
                 discontinuity_sequence: o.discontinuity + 1,
             }

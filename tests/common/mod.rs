@@ -591,6 +591,10 @@ pub async fn node_script(script: &str, args: &[String]) -> serde_json::Value {
         "{script} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // PLAYER_CONSOLE=1 (see player.mjs) is for reading the player's own log.
+    if std::env::var_os("PLAYER_CONSOLE").is_some() {
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    }
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "{script} printed no JSON ({e}): {}",
