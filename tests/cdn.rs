@@ -105,13 +105,7 @@ impl Edge {
                     "{kind:?} is required (Debian: nginx, varnish; scripts/test installs them): {e}"
                 )
             });
-        eventually("the edge listening", Duration::from_secs(20), || async {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(|_| ())
-        })
-        .await;
+        wait_listening("the edge listening", port).await;
         Self {
             port,
             _dir: dir,

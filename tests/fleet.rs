@@ -14,10 +14,6 @@ use serde_json::Value;
 /// Announcements every 200 ms: entries live 600 ms, so a dead node is gone within a second.
 const HEARTBEAT_MS: &str = "200";
 
-async fn node(i: usize, redis: &str) -> Binary {
-    node_with(i, redis, &[("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "1000")]).await
-}
-
 async fn node_with(i: usize, redis: &str, extra: &[(&str, &str)]) -> Binary {
     let id = format!("node-{}", i + 1);
     let mut env = vec![
@@ -61,6 +57,19 @@ async fn placements(node: &Binary, streams: &[String]) -> HashMap<String, String
     out
 }
 
+/// Three nodes on 127.0.0.2–4 with `extra` settings, once each sees all three.
+async fn three_nodes(redis: &str, extra: &[(&str, &str)]) -> Vec<Binary> {
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        nodes.push(node_with(i, redis, extra).await);
+    }
+    eventually("three members", Duration::from_secs(10), || async {
+        (node_ids(&nodes[0]).await.len() == 3).then_some(())
+    })
+    .await;
+    nodes
+}
+
 fn synthetic(n: usize) -> Vec<String> {
     (0..n)
         .map(|i| format!("user{i}%40example.com/glasses"))
@@ -72,14 +81,7 @@ async fn three_nodes_place_serve_drain_and_survive_redis() {
     require("ffmpeg");
     let mut redis = RedisServer::start().await;
     let url = redis.url();
-    let mut nodes = Vec::new();
-    for i in 0..3 {
-        nodes.push(node(i, &url).await);
-    }
-    eventually("three members", Duration::from_secs(10), || async {
-        (node_ids(&nodes[0]).await.len() == 3).then_some(())
-    })
-    .await;
+    let mut nodes = three_nodes(&url, &[("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "1000")]).await;
 
     // Placement: even over three nodes, the same answer on every node.
     let streams = synthetic(300);
@@ -281,25 +283,15 @@ async fn a_stream_continues_on_another_node_when_its_node_dies() {
         .lock()
         .unwrap()
         .push(("nginx".into(), nginx.url("fleetdest")));
-    let mut nodes = Vec::new();
-    for i in 0..3 {
-        nodes.push(
-            node_with(
-                i,
-                &url,
-                &[
-                    ("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "5000"),
-                    ("GLASSCAST_CLOUD_URL", &cloud_url),
-                    ("GLASSCAST_CLOUD_HEARTBEAT_MS", "300"),
-                    ("GLASSCAST_CLOUD_POLL_INTERVAL_MS", "500"),
-                ],
-            )
-            .await,
-        );
-    }
-    eventually("three members", Duration::from_secs(10), || async {
-        (node_ids(&nodes[0]).await.len() == 3).then_some(())
-    })
+    let mut nodes = three_nodes(
+        &url,
+        &[
+            ("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "5000"),
+            ("GLASSCAST_CLOUD_URL", &cloud_url),
+            ("GLASSCAST_CLOUD_HEARTBEAT_MS", "300"),
+            ("GLASSCAST_CLOUD_POLL_INTERVAL_MS", "500"),
+        ],
+    )
     .await;
     let stream = "placement/bob%40example.com/g1";
     let p = api(&nodes[0], stream).await;
@@ -465,14 +457,7 @@ async fn hls_js_plays_through_varnish_over_three_nodes() {
     require("ffmpeg");
     let redis = RedisServer::start().await;
     let url = redis.url();
-    let mut nodes = Vec::new();
-    for i in 0..3 {
-        nodes.push(node(i, &url).await);
-    }
-    eventually("three members", Duration::from_secs(10), || async {
-        (node_ids(&nodes[0]).await.len() == 3).then_some(())
-    })
-    .await;
+    let nodes = three_nodes(&url, &[("GLASSCAST_STREAM_RECONNECT_GRACE_MS", "1000")]).await;
     let varnish = FleetEdge::start(&nodes).await;
     let p = api(&nodes[0], "placement/carol%40example.com/v1").await;
     let owner_id = p["nodeId"].as_str().unwrap().to_string();
@@ -582,13 +567,7 @@ impl FleetEdge {
             .kill_on_drop(true)
             .spawn()
             .expect("varnishd starts");
-        eventually("varnish listening", Duration::from_secs(20), || async {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(|_| ())
-        })
-        .await;
+        wait_listening("varnish listening", port).await;
         Self {
             port,
             child,

@@ -242,6 +242,17 @@ where
     }
 }
 
+/// Waits until something accepts TCP connections on 127.0.0.1:`port` (a server it started).
+pub async fn wait_listening(what: &str, port: u16) {
+    eventually(what, Duration::from_secs(20), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+}
+
 /// A plain HTTP/1.1 GET.
 pub async fn get(url: &str) -> (u16, hyper::HeaderMap, Bytes) {
     get_with(url, &[]).await

@@ -95,13 +95,7 @@ impl NginxRtmp {
             .spawn()
             .expect("nginx starts");
         for p in std::iter::once(port).chain(tls_port) {
-            eventually("nginx-rtmp listening", Duration::from_secs(10), || async {
-                tokio::net::TcpStream::connect(("127.0.0.1", p))
-                    .await
-                    .ok()
-                    .map(|_| ())
-            })
-            .await;
+            super::wait_listening("nginx-rtmp listening", p).await;
         }
         Self {
             port,
