@@ -1,7 +1,8 @@
 //! A fleet of relays sharing one Redis (`fleet.redis_url`): each node announces itself and its
 //! load ([`placement::NodeInfo`]) under `glasscast:node:{id}`, and each live stream under
 //! `glasscast:stream:{userId}/{streamId}` (its [`DirectoryEntry`]), both refreshed every
-//! heartbeat with a TTL of three, so a node that dies disappears from both within seconds.
+//! heartbeat. A node's entry lives three heartbeats, so a dead node leaves the fleet within
+//! seconds; its streams' entries live the reconnect grace period longer, to be taken over.
 //! Placement ([`placement`]) answers where a publisher should go; the proxy ([`proxy`])
 //! answers viewers of streams held by another node.
 //!
@@ -9,8 +10,13 @@
 //! answers from the last membership it read, and everything is announced again as soon as
 //! Redis answers.
 
+mod directory;
+mod drain;
 pub mod placement;
 pub mod proxy;
+
+pub use directory::DirectoryEntry;
+pub use drain::Drain;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -19,60 +25,15 @@ use std::time::{Duration, Instant};
 use redis::AsyncCommands as _;
 use relay::path::StreamPath;
 use relay::registry::Registry;
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::fleet::FleetSettings;
 use crate::redis_conn::{RedisConn, Unavailable};
+use directory::Pending;
 use placement::{NodeInfo, NodeState};
 
 const NODE_PREFIX: &str = "glasscast:node:";
-const STREAM_PREFIX: &str = "glasscast:stream:";
-/// A directory answer is reused this long (viewers' requests must not each ask Redis).
-const DIRECTORY_CACHE: Duration = Duration::from_millis(500);
-/// "Nowhere" is reused for less: a stream that just started must be found quickly.
-const DIRECTORY_MISS_CACHE: Duration = Duration::from_millis(150);
-
-/// Where a live stream is: what the directory holds for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DirectoryEntry {
-    pub node_id: String,
-    /// The owner's origin, for proxying.
-    pub http_url: String,
-    /// The publishing session (file names are unique per session).
-    pub session: u64,
-    /// Where its playlist's numbering stood at the last heartbeat (next msn, next part, newest
-    /// discontinuity number): a node taking the stream over numbers on from there.
-    #[serde(default)]
-    pub next_msn: u64,
-    #[serde(default)]
-    pub next_part: u64,
-    #[serde(default)]
-    pub discontinuity: u64,
-}
-
-/// Parts a node taking a stream over skips past the last announced one: the old owner may
-/// have made a heartbeat's worth more (five a second at the default part target) before it
-/// stopped. Numbers only have to grow.
-const PART_MARGIN: u64 = 50;
-
-/// Takes the directory entry of `KEYS[1]` for ARGV[1] (node id) unless another node holds
-/// it: a node refreshing its streams never overwrites a node that took one over. Returns 1
-/// when written, 0 when another node holds the stream.
-const REFRESH: &str = r"local v = redis.call('GET', KEYS[1])
-if v and cjson.decode(v).nodeId ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return 1";
-
-/// Deletes `KEYS[1]` if node ARGV[1] holds it.
-const FORGET: &str = r"local v = redis.call('GET', KEYS[1])
-if v and cjson.decode(v).nodeId == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0";
-
-type Pending = tokio::sync::watch::Sender<Option<Option<origin::elsewhere::Continuation>>>;
-
 /// This node's membership in the fleet.
 pub struct Fleet {
     redis: RedisConn,
@@ -93,10 +54,6 @@ pub struct Fleet {
 
 fn node_key(id: &str) -> String {
     format!("{NODE_PREFIX}{id}")
-}
-
-fn stream_key(path: &StreamPath) -> String {
-    format!("{STREAM_PREFIX}{}/{}", path.user_id, path.stream_id)
 }
 
 impl Fleet {
@@ -216,158 +173,6 @@ impl Fleet {
             .collect())
     }
 
-    fn entry(&self, session: u64, position: (u64, u64, u64)) -> DirectoryEntry {
-        let me = self.me();
-        DirectoryEntry {
-            node_id: me.id,
-            http_url: me.http_url,
-            session,
-            next_msn: position.0,
-            next_part: position.1,
-            discontinuity: position.2,
-        }
-    }
-
-    /// Refreshes this node's live streams in the directory; returns those another node has
-    /// taken over (their publisher moved there).
-    async fn announce_streams(
-        &self,
-        streams: &[(StreamPath, u64, (u64, u64, u64))],
-    ) -> Result<Vec<StreamPath>, Unavailable> {
-        if streams.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (id, ttl) = (self.node_id(), self.stream_ttl_ms());
-        // EVAL, not EVALSHA: a pipeline cannot load a script Redis has forgotten (restarted).
-        let mut pipe = redis::pipe();
-        for (path, session, position) in streams {
-            let json = serde_json::to_string(&self.entry(*session, *position))
-                .map_err(|e| Unavailable(e.to_string()))?;
-            pipe.cmd("EVAL")
-                .arg(REFRESH)
-                .arg(1)
-                .arg(stream_key(path))
-                .arg(&id)
-                .arg(json)
-                .arg(ttl);
-        }
-        let written: Vec<i64> = self.redis.run(async |c| pipe.query_async(c).await).await?;
-        Ok(streams
-            .iter()
-            .zip(written)
-            .filter(|(_, w)| *w == 0)
-            .map(|((p, _, _), _)| p.clone())
-            .collect())
-    }
-
-    /// Writes the directory entry of a stream that just started here, whoever held it, and
-    /// returns where its playlist left off if another node held it (a publisher that moved).
-    async fn take_over(
-        &self,
-        path: &StreamPath,
-        session: u64,
-    ) -> Result<Option<origin::elsewhere::Continuation>, Unavailable> {
-        let json = serde_json::to_string(&self.entry(session, (0, 0, 0)))
-            .map_err(|e| Unavailable(e.to_string()))?;
-        let (key, ttl, me) = (stream_key(path), self.stream_ttl_ms(), self.node_id());
-        let old: Option<String> = self
-            .redis
-            .run(async |c| {
-                redis::cmd("SET")
-                    .arg(&key)
-                    .arg(&json)
-                    .arg("PX")
-                    .arg(ttl)
-                    .arg("GET")
-                    .query_async(c)
-                    .await
-            })
-            .await?;
-        let old: Option<DirectoryEntry> = old.and_then(|j| serde_json::from_str(&j).ok());
-        Ok(old.filter(|o| o.node_id != me).map(|o| {
-            info!(stream = %path, from = %o.node_id, next_msn = o.next_msn, "took the stream over from another node");
-            origin::elsewhere::Continuation {
-                // Exactly where the old playlist stood, not past it: a gap in media sequence
-                // numbers left hls.js waiting for a segment that never came (it plays on when
-                // the new segment follows the last one it knew). The old owner may have
-                // started one more segment after its last heartbeat; that number is then used
-                // twice, by the old timeline and the new one.
-                next_msn: o.next_msn,
-                next_part: o.next_part + PART_MARGIN,
-                discontinuity_sequence: o.discontinuity + 1,
-            }
-        }))
-    }
-
-    fn pending(&self, path: &StreamPath) -> Pending {
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(path.clone())
-            .or_insert_with(|| tokio::sync::watch::Sender::new(None))
-            .clone()
-    }
-
-    /// Removes `path` from the directory if this node still holds it there.
-    async fn forget_stream(&self, path: &StreamPath) -> Result<(), Unavailable> {
-        // Compare and delete: a publisher that already moved to another node keeps its entry.
-        let script = redis::Script::new(FORGET);
-        let (key, id) = (stream_key(path), self.node_id());
-        self.redis
-            .run(async |c| script.key(&key).arg(&id).invoke_async::<()>(c).await)
-            .await
-    }
-
-    /// Who holds `path` and can serve it: the directory's owner, if that node is a member
-    /// (an entry outlives a dead node for the grace period, to be taken over).
-    pub async fn owner(&self, path: &StreamPath) -> Option<DirectoryEntry> {
-        self.directory_entry(path)
-            .await
-            .filter(|e| self.is_member(&e.node_id))
-    }
-
-    /// The directory's entry for `path` (answers are reused for half a second).
-    async fn directory_entry(&self, path: &StreamPath) -> Option<DirectoryEntry> {
-        let now = Instant::now();
-        if let Some((entry, at)) = self
-            .directory
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(path)
-            && now.duration_since(*at)
-                < if entry.is_some() {
-                    DIRECTORY_CACHE
-                } else {
-                    DIRECTORY_MISS_CACHE
-                }
-        {
-            return entry.clone();
-        }
-        let key = stream_key(path);
-        let entry = match self
-            .redis
-            .run(async |c| c.get::<_, Option<String>>(&key).await)
-            .await
-        {
-            Ok(json) => json.and_then(|j| serde_json::from_str(&j).ok()),
-            // Redis down: the last answer, however old, beats none.
-            Err(_) => {
-                return self
-                    .directory
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(path)
-                    .and_then(|(e, _)| e.clone());
-            }
-        };
-        let mut dir = self.directory.lock().unwrap_or_else(|e| e.into_inner());
-        if dir.len() > 10_000 {
-            dir.retain(|_, (_, at)| now.duration_since(*at) < DIRECTORY_CACHE);
-        }
-        dir.insert(path.clone(), (entry.clone(), now));
-        entry
-    }
-
     /// Where a publisher of `path` should connect: the node holding it now if that node is a
     /// member taking streams (a reconnect returns to its stream), else the rendezvous choice.
     pub async fn place(&self, path: &StreamPath) -> Option<NodeInfo> {
@@ -463,21 +268,6 @@ impl Fleet {
             });
         });
     }
-
-    /// Where the playlist of a stream that just started here left off on another node.
-    pub async fn continuation(&self, path: &StreamPath) -> Option<origin::elsewhere::Continuation> {
-        let mut rx = self.pending(path).subscribe();
-        let c = rx
-            .wait_for(|c| c.is_some())
-            .await
-            .ok()
-            .and_then(|c| c.flatten());
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(path);
-        c
-    }
 }
 
 /// A node's load as it announces it.
@@ -515,61 +305,4 @@ pub fn node_id(configured: &str) -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "glasscast".into())
-}
-
-/// A request to drain (SIGUSR1 or `POST /v1/node/drain`): stop taking new streams, let the
-/// live ones end (at most `fleet.drain_timeout_s`), then stop as on SIGTERM.
-#[derive(Debug)]
-pub struct Drain {
-    requested: tokio::sync::watch::Sender<bool>,
-}
-
-impl Default for Drain {
-    fn default() -> Self {
-        Self {
-            requested: tokio::sync::watch::Sender::new(false),
-        }
-    }
-}
-
-impl Drain {
-    /// Asks for draining (again is harmless); the fleet stops placing streams here at once.
-    pub fn request(&self, fleet: Option<&Arc<Fleet>>) {
-        if self.requested.send_replace(true) {
-            return;
-        }
-        info!("drain requested: live streams continue, then the node stops");
-        if let Some(f) = fleet {
-            let f = f.clone();
-            tokio::spawn(async move { f.drain().await });
-        }
-    }
-
-    pub fn is_requested(&self) -> bool {
-        *self.requested.borrow()
-    }
-
-    /// Resolves once draining was asked for and the node's streams have all ended, or
-    /// `timeout` after it was asked for.
-    pub async fn finished(&self, registry: &Registry, timeout: Duration) {
-        let mut rx = self.requested.subscribe();
-        let _ = rx.wait_for(|r| *r).await;
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let left = registry.list().len();
-            if left == 0 {
-                info!("drained: no stream left");
-                return;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                warn!(
-                    streams = left,
-                    "drain timeout: stopping with streams still live"
-                );
-                return;
-            }
-            // Streams end on their own schedule; look again shortly.
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
 }
