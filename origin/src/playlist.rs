@@ -8,7 +8,7 @@
 //! call [`Playlist::handle_timeout`] at [`Playlist::poll_timeout`]. It never does I/O and never
 //! reads a clock: every time is passed in.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -154,14 +154,6 @@ pub enum Outcome {
 /// A part's position in the playlist: (msn, part index within the segment).
 type Position = (u64, u64);
 
-#[derive(Debug)]
-enum WaitKey {
-    /// `_HLS_msn` + `_HLS_part`: a part at or after this position.
-    Position(Position),
-    /// `_HLS_msn` alone: segment msn complete.
-    Segment(u64),
-}
-
 /// LL-HLS media playlist state.
 #[derive(Debug)]
 pub struct Playlist {
@@ -177,11 +169,8 @@ pub struct Playlist {
     ended: bool,
     /// Largest rounded segment duration seen; never decreases.
     target_duration: u64,
-    position_waiters: BTreeMap<Position, Vec<WaiterId>>,
-    segment_waiters: BTreeMap<u64, Vec<WaiterId>>,
-    deadlines: BTreeMap<(Instant, WaiterId), ()>,
-    waiting: HashMap<WaiterId, (Instant, WaitKey)>,
-    ready: VecDeque<(WaiterId, Outcome)>,
+    /// Held blocking requests.
+    waiters: Waiters,
     /// Rendered playlists for the current state: [full, delta].
     cache: [Option<Arc<Rendered>>; 2],
     /// Bumped at every change (what a cached rendering of this state is keyed on).
@@ -205,11 +194,7 @@ impl Playlist {
             current_init: None,
             ended: false,
             target_duration,
-            position_waiters: BTreeMap::new(),
-            segment_waiters: BTreeMap::new(),
-            deadlines: BTreeMap::new(),
-            waiting: HashMap::new(),
-            ready: VecDeque::new(),
+            waiters: Waiters::default(),
             cache: [None, None],
             version: 0,
         }
@@ -444,16 +429,7 @@ impl Playlist {
         });
         let pos = (seg.msn, seg.parts.len() as u64 - 1);
         self.changed();
-        let ready: Vec<Position> = self
-            .position_waiters
-            .range(..=pos)
-            .map(|(k, _)| *k)
-            .collect();
-        for k in ready {
-            for id in self.position_waiters.remove(&k).unwrap_or_default() {
-                self.finish(id, Outcome::Ready);
-            }
-        }
+        self.waiters.release_positions_through(pos);
         Some(index)
     }
 
@@ -474,16 +450,7 @@ impl Playlist {
             }
         }
         self.changed();
-        let ready: Vec<u64> = self
-            .segment_waiters
-            .range(..=msn)
-            .map(|(k, _)| *k)
-            .collect();
-        for k in ready {
-            for id in self.segment_waiters.remove(&k).unwrap_or_default() {
-                self.finish(id, Outcome::Ready);
-            }
-        }
+        self.waiters.release_segments_through(msn);
         Some((msn, evicted))
     }
 
@@ -496,14 +463,7 @@ impl Playlist {
         self.handle_segment_end();
         self.ended = true;
         self.changed();
-        let held: Vec<WaiterId> = std::mem::take(&mut self.position_waiters)
-            .into_values()
-            .chain(std::mem::take(&mut self.segment_waiters).into_values())
-            .flatten()
-            .collect();
-        for id in held {
-            self.finish(id, Outcome::Ready);
-        }
+        self.waiters.release_all();
     }
 
     // ---- requests ----
@@ -557,76 +517,47 @@ impl Playlist {
         }
         // A part index past the end of a segment is satisfied by the next segment's first
         // part: positions compare as (msn, part) pairs. A segment completing is not a part.
-        let key = match req.part {
+        let deadline = now + self.blocking_timeout();
+        match req.part {
             Some(p) => {
                 if self.last_part().is_some_and(|have| have >= (req.msn, p)) {
                     return Decision::Ready;
                 }
-                self.position_waiters
-                    .entry((req.msn, p))
-                    .or_default()
-                    .push(id);
-                WaitKey::Position((req.msn, p))
+                self.waiters.hold_position(id, (req.msn, p), deadline);
             }
             None => {
                 if self.segments.back().is_some_and(|s| s.msn >= req.msn) {
                     return Decision::Ready;
                 }
-                self.segment_waiters.entry(req.msn).or_default().push(id);
-                WaitKey::Segment(req.msn)
+                self.waiters.hold_segment(id, req.msn, deadline);
             }
-        };
-        let deadline = now + self.blocking_timeout();
-        self.deadlines.insert((deadline, id), ());
-        self.waiting.insert(id, (deadline, key));
+        }
         Decision::Wait
     }
 
     /// The client went away; forget its waiter.
     pub fn cancel(&mut self, id: WaiterId) {
-        if let Some((deadline, key)) = self.waiting.remove(&id) {
-            self.deadlines.remove(&(deadline, id));
-            let list = match key {
-                WaitKey::Position(p) => self.position_waiters.get_mut(&p),
-                WaitKey::Segment(m) => self.segment_waiters.get_mut(&m),
-            };
-            if let Some(list) = list {
-                list.retain(|w| *w != id);
-            }
-        }
+        self.waiters.cancel(id);
     }
 
     /// Earliest deadline among held requests.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadlines.keys().next().map(|(t, _)| *t)
+        self.waiters.poll_timeout()
     }
 
     /// Expires held requests whose deadline has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some((&(deadline, id), _)) = self.deadlines.iter().next() {
-            if deadline > now {
-                break;
-            }
-            self.cancel(id);
-            self.ready.push_back((id, Outcome::TimedOut));
-        }
+        self.waiters.handle_timeout(now);
     }
 
     /// Next held request that can be answered.
     pub fn poll_ready(&mut self) -> Option<(WaiterId, Outcome)> {
-        self.ready.pop_front()
+        self.waiters.poll_ready()
     }
 
     /// Number of requests being held.
     pub fn waiting(&self) -> usize {
-        self.waiting.len()
-    }
-
-    fn finish(&mut self, id: WaiterId, outcome: Outcome) {
-        if let Some((deadline, _)) = self.waiting.remove(&id) {
-            self.deadlines.remove(&(deadline, id));
-            self.ready.push_back((id, outcome));
-        }
+        self.waiters.len()
     }
 }
 
@@ -644,7 +575,10 @@ pub fn epoch_ms(t: SystemTime) -> i64 {
 
 #[path = "playlist_render.rs"]
 mod render;
+#[path = "playlist_waiters.rs"]
+mod waiters;
 pub use render::render_multivariant;
+use waiters::Waiters;
 
 #[cfg(test)]
 #[path = "playlist_tests.rs"]
