@@ -344,18 +344,18 @@ impl Server {
             allowed_hosts: cfg.restream_allowed_hosts.clone(),
             recordings: recording.clone(),
             ended: Default::default(),
-            node: me,
-            fleet: fleet.clone(),
-            drain: drain.clone(),
             info: crate::admin::RelayInfo {
                 version: env!("CARGO_PKG_VERSION"),
                 auth_mode: cfg.auth.mode.word(),
                 recording: recording.is_some(),
                 player: cfg.http_player,
                 public_url: public_url_for_info,
-                rtmp_url: format!("rtmp://{rtmp_addr}"),
-                rtmps_url: rtmps_addr.map(|a| format!("rtmps://{a}")),
+                rtmp_url: me.rtmp_url.clone(),
+                rtmps_url: me.rtmps_url.clone(),
             },
+            node: me,
+            fleet: fleet.clone(),
+            drain: drain.clone(),
         });
         crate::admin::EndedStreams::attach(&admin_state, &registry);
         info!("admin listening on {admin_addr}");
