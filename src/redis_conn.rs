@@ -21,6 +21,15 @@ pub struct RedisConn {
     timeout: Duration,
 }
 
+/// The error as one line: the `redis` crate's parse errors span several (a server that is not
+/// Redis), and log lines and CLI errors must not.
+fn one_line(e: &impl std::fmt::Display) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// `redis host:port` of a Redis URL, without user or password.
 pub fn display_url(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
@@ -32,7 +41,8 @@ pub fn display_url(url: &str) -> String {
 impl RedisConn {
     /// A connection to `url` (checked now, connected on first use).
     pub fn new(url: &str, timeout: Duration) -> Result<Self, Unavailable> {
-        let client = redis::Client::open(url).map_err(|e| Unavailable(format!("redis: {e}")))?;
+        let client = redis::Client::open(url)
+            .map_err(|e| Unavailable(format!("redis: {}", one_line(&e))))?;
         Ok(Self {
             client,
             conn: tokio::sync::OnceCell::new(),
@@ -61,7 +71,7 @@ impl RedisConn {
                 .map_err(|_| {
                     Unavailable(format!("redis: no connection within {:?}", self.timeout))
                 })?
-                .map_err(|e| Unavailable(format!("redis: {e}")))
+                .map_err(|e| Unavailable(format!("redis: {}", one_line(&e))))
             })
             .await
             .cloned()
@@ -76,7 +86,7 @@ impl RedisConn {
         tokio::time::timeout(self.timeout, f(&mut c))
             .await
             .map_err(|_| Unavailable(format!("redis: no answer within {:?}", self.timeout)))?
-            .map_err(|e| Unavailable(format!("redis: {e}")))
+            .map_err(|e| Unavailable(format!("redis: {}", one_line(&e))))
     }
 }
 
@@ -89,5 +99,13 @@ mod tests {
             "redis 127.0.0.1:6379"
         );
         assert_eq!(super::display_url("redis://r:1"), "redis r:1");
+    }
+
+    #[test]
+    fn errors_are_one_line() {
+        assert_eq!(
+            super::one_line(&"Parse error at 1\nUnexpected `84`\n\n"),
+            "Parse error at 1 Unexpected `84`"
+        );
     }
 }

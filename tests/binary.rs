@@ -186,8 +186,10 @@ async fn errors_are_one_line_naming_what_they_are_about() {
         )),
         "{err}"
     );
-    // A key store that is down.
-    let dead = free_port();
+    // A key store that is down. The port stays bound (and never answers) so that no other
+    // test's server can take it meanwhile.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = silent.local_addr().unwrap().port();
     let out = glasscast()
         .args(["keys", "list"])
         .env(
